@@ -1,0 +1,101 @@
+import { ParallelError } from '../../errors.js';
+import type { GpuDevice } from '../../runtime/webgpu/gpu-device.js';
+import type { Activation } from '../kernels.js';
+import type { MatmulDims } from '../shape-checks.js';
+import {
+  defaultVariant,
+  findVariant,
+  type MatmulDeviceTraits,
+  type MatmulVariant,
+  matmulCatalog,
+  shapeClass,
+} from './matmul-variants.js';
+import { loadShader, specialize } from './shader-source.js';
+
+const ACTIVATION_CODE: Readonly<Record<Activation, number>> = { none: 0, relu: 1, gelu: 2 };
+
+export interface MatmulBuffers {
+  readonly a: GPUBuffer;
+  readonly b: GPUBuffer;
+  readonly out: GPUBuffer;
+  readonly bias: GPUBuffer | undefined;
+  readonly activation: Activation;
+  readonly variant: string | undefined;
+}
+
+/** Winners per shape class, as the autotuner found them on one adapter. */
+export type TunedPicks = Readonly<Record<string, string>>;
+
+export function traitsOf(device: GpuDevice): MatmulDeviceTraits {
+  const sub = device.subgroupSize;
+  return {
+    fixedSubgroupSize: sub,
+    isSoftware: device.adapter.isSoftware,
+    maxWorkgroupsPerDimension: device.adapter.limits.maxComputeWorkgroupsPerDimension ?? 65535,
+  };
+}
+
+/** Chooses a matmul variant for each shape (forced, tuned, or the default) and dispatches it. */
+export class MatmulPlanner {
+  readonly catalog: readonly MatmulVariant[] = matmulCatalog();
+  private tuned: TunedPicks;
+
+  constructor(tuned: TunedPicks = {}) {
+    this.tuned = tuned;
+  }
+
+  setTuned(tuned: TunedPicks): void {
+    this.tuned = tuned;
+  }
+
+  choose(device: GpuDevice, dims: MatmulDims, forced?: string): MatmulVariant {
+    const traits = traitsOf(device);
+    if (forced) {
+      const variant = findVariant(this.catalog, forced);
+      if (!variant) {
+        throw new ParallelError('INVALID_ARGUMENT', `unknown matmul variant '${forced}'`, {
+          fix: `use one of: ${this.catalog.map((v) => v.name).join(', ')}`,
+        });
+      }
+      if (!variant.supports(dims, traits)) {
+        throw new ParallelError('INVALID_ARGUMENT', `matmul variant ${variant.name} cannot run on ${device.name}`, {
+          fix: 'it needs subgroups of a fixed size that this adapter does not have',
+        });
+      }
+      return variant;
+    }
+    const tuned = this.tuned[shapeClass(dims)];
+    const pick = tuned ? findVariant(this.catalog, tuned) : undefined;
+    return pick?.supports(dims, traits) ? pick : defaultVariant(dims, traits, this.catalog);
+  }
+
+  async encode(device: GpuDevice, dims: MatmulDims, io: MatmulBuffers): Promise<MatmulVariant> {
+    const variant = this.choose(device, dims, io.variant);
+    const vecB = dims.n % 4 === 0 ? 1 : 0;
+    const hasBias = io.bias !== undefined;
+    const key = `matmul/${variant.name}/${vecB ? 'vec4b' : 'scalarb'}/${io.activation}/${hasBias ? 'bias' : 'nobias'}`;
+    const x = Math.ceil(dims.n / variant.tile.cols);
+    const y = Math.ceil(dims.m / variant.tile.rows);
+    const max = traitsOf(device).maxWorkgroupsPerDimension;
+    if (x > max || y > max) {
+      throw new ParallelError('SHAPE', `matmul ${dims.m}×${dims.k}×${dims.n} needs ${x}×${y} workgroups, over ${max}`, {
+        where: key,
+        fix: 'split the matmul over more devices or along M',
+      });
+    }
+    const params = new Uint32Array([dims.m, dims.n, dims.k, 0]);
+    await device.dispatch({
+      source: {
+        key,
+        code: () => specialize('matmul', loadShader('matmul'), { ...variant.template, VEC_B: vecB }),
+        entryPoint: variant.entryPoint,
+        constants: { ...variant.constants, ACTIVATION: ACTIVATION_CODE[io.activation], HAS_BIAS: hasBias ? 1 : 0 },
+      },
+      params: params.buffer,
+      // Without a bias the slot still needs a buffer; A is bound read-only twice, which WebGPU allows.
+      buffers: [io.a, io.b, io.bias ?? io.a, io.out],
+      workgroups: [x, y],
+    });
+    return variant;
+  }
+}

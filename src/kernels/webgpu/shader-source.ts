@@ -1,0 +1,73 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ParallelError } from '../../errors.js';
+
+/** The package's shaders/ folder, found from this file whether it runs from src/ or from dist/src/. */
+function shaderDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, 'shaders');
+    if (existsSync(join(dir, 'package.json')) && existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) throw new ParallelError('IO', 'cannot find the shaders/ folder of webgpu-parallel');
+    dir = parent;
+  }
+}
+
+export function loadShader(name: string): string {
+  const path = join(shaderDir(), `${name}.wgsl`);
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new ParallelError('IO', `cannot read shader ${path}`, { cause });
+  }
+}
+
+const FOR_BLOCK = /\{\{#for ([A-Z]) < ([A-Z_][A-Z0-9_]*)\}\}([\s\S]*?)\{\{\/for \1\}\}/;
+const IF_BLOCK = /\{\{#if ([A-Z_][A-Z0-9_]*)\}\}([\s\S]*?)(?:\{\{#else \1\}\}([\s\S]*?))?\{\{\/if \1\}\}/;
+const VALUE = /\{\{([A-Z_][A-Z0-9_]*)\}\}/g;
+
+/**
+ * The one template step, for what override constants cannot express: code unrolled over a register tile
+ * (lavapipe keeps private arrays in memory, and a subgroup broadcast needs a constant lane). It knows
+ * three forms: `{{NAME}}` (a non-negative integer), `{{#for I < NAME}}…{{/for I}}` (the body repeated with
+ * `{{I}}` = 0, 1, …) and `{{#if NAME}}…{{#else NAME}}…{{/if NAME}}` (NAME non-zero). Every value given must
+ * be used and every placeholder filled, so a variant key that names a parameter always changes the code.
+ */
+export function specialize(name: string, code: string, values: Readonly<Record<string, number>>): string {
+  const used = new Set<string>();
+  const fail = (message: string): never => {
+    throw new ParallelError('SHADER_COMPILE', `shader ${name}: ${message}`);
+  };
+  const valueOf = (key: string): number => {
+    const value = values[key];
+    if (value === undefined || !Number.isSafeInteger(value) || value < 0) {
+      return fail(`template value ${key} must be a non-negative integer, got ${value}`);
+    }
+    used.add(key);
+    return value;
+  };
+  const expand = (text: string, locals: Readonly<Record<string, number>>): string => {
+    // Branches first: a loop inside a branch not taken must not ask for its count.
+    for (;;) {
+      const branch = IF_BLOCK.exec(text);
+      if (!branch) break;
+      const [whole, key, yes, no = ''] = branch as unknown as [string, string, string, string | undefined];
+      text = text.replace(whole, () => (valueOf(key) !== 0 ? yes : no));
+    }
+    for (;;) {
+      const loop = FOR_BLOCK.exec(text);
+      if (!loop) break;
+      const [whole, index, countKey, body] = loop as unknown as [string, string, string, string];
+      const copies = Array.from({ length: valueOf(countKey) }, (_, i) => expand(body, { ...locals, [index]: i }));
+      text = text.replace(whole, () => copies.join(''));
+    }
+    return text.replace(VALUE, (_, key: string) => String(locals[key] ?? valueOf(key)));
+  };
+  const out = expand(code, {});
+  if (/\{\{/.test(out)) fail(`unbalanced template block near '${out.slice(out.indexOf('{{'), out.indexOf('{{') + 40)}'`);
+  const unused = Object.keys(values).filter((k) => !used.has(k));
+  if (unused.length > 0) fail(`template values ${unused.join(', ')} are not used`);
+  return out;
+}

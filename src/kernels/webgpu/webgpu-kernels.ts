@@ -1,0 +1,230 @@
+import { ParallelError } from '../../errors.js';
+import type { GpuDevice } from '../../runtime/webgpu/gpu-device.js';
+import type { GpuTensor } from '../../runtime/webgpu/gpu-tensor.js';
+import type { Tensor } from '../../runtime/tensor.js';
+import { DEFAULT_LAYER_NORM_EPS, type EmbeddingOptions, type Kernels, type MatmulOptions } from '../kernels.js';
+import {
+  addPeriod,
+  asMatrix,
+  checkOperands,
+  embeddingDims,
+  groupRows,
+  layerNormDims,
+  matmulDims,
+  sumInputs,
+} from '../shape-checks.js';
+import { grid1d } from './grid.js';
+import type { MatmulPlanner } from './matmul-planner.js';
+import { loadShader } from './shader-source.js';
+
+/** A uniform block of 32-bit fields, in the order the shader's Params struct declares them. */
+function params(fields: readonly (readonly ['u32' | 'f32', number])[]): ArrayBuffer {
+  const view = new DataView(new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16)));
+  fields.forEach(([type, value], i) => {
+    if (type === 'u32') view.setUint32(i * 4, value, true);
+    else view.setFloat32(i * 4, value, true);
+  });
+  return view.buffer;
+}
+
+const buf = (t: Tensor): GPUBuffer => (t as GpuTensor).buffer;
+
+const ELEMENTWISE_WORKGROUP = 256;
+const ROW_WORKGROUP = 64;
+
+/** The WebGPU backend's kernels: WGSL from shaders/, pipelines cached per device by variant key. */
+export class WebGpuKernels implements Kernels {
+  constructor(
+    private readonly device: GpuDevice,
+    readonly matmuls: MatmulPlanner,
+  ) {}
+
+  async matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Promise<Tensor> {
+    checkOperands('matmul', this.device, options.bias ? [a, b, options.bias] : [a, b]);
+    const dims = matmulDims(a, b, options.bias);
+    const out = this.device.empty([dims.m, dims.n], 'f32', options.label ?? 'matmul');
+    try {
+      await this.matmuls.encode(this.device, dims, {
+        a: buf(a),
+        b: buf(b),
+        out: out.buffer,
+        bias: options.bias ? buf(options.bias) : undefined,
+        activation: options.activation ?? 'none',
+        variant: options.variant,
+      });
+    } catch (error) {
+      out.free();
+      throw error;
+    }
+    return out;
+  }
+
+  async embedding(table: Tensor, ids: Tensor, options: EmbeddingOptions = {}): Promise<Tensor> {
+    checkOperands('embedding', this.device, [table, ids]);
+    const { vocabRows, hidden, tokens } = embeddingDims(table, ids);
+    const rowOffset = options.rowOffset ?? 0;
+    if (!Number.isSafeInteger(rowOffset) || rowOffset < 0) {
+      throw new ParallelError('INVALID_ARGUMENT', `embedding: rowOffset must be a non-negative integer, got ${rowOffset}`);
+    }
+    return this.run(
+      'embedding',
+      [tokens, hidden],
+      options.label ?? 'embedding',
+      params([
+        ['u32', tokens],
+        ['u32', hidden],
+        ['u32', vocabRows],
+        ['u32', rowOffset],
+      ]),
+      [buf(table), buf(ids)],
+      grid1d(tokens * hidden, 64),
+      { WORKGROUP_SIZE: 64 },
+    );
+  }
+
+  add(a: Tensor, b: Tensor, label = 'add'): Promise<Tensor> {
+    checkOperands('add', this.device, [a, b]);
+    const period = addPeriod(a, b);
+    return this.run(
+      'add',
+      a.shape,
+      label,
+      params([
+        ['u32', a.size],
+        ['u32', period],
+      ]),
+      [buf(a), buf(b)],
+      grid1d(a.size, ELEMENTWISE_WORKGROUP),
+      { WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP },
+    );
+  }
+
+  scale(a: Tensor, factor: number, label = 'scale'): Promise<Tensor> {
+    checkOperands('scale', this.device, [a]);
+    return this.run(
+      'scale',
+      a.shape,
+      label,
+      params([
+        ['u32', a.size],
+        ['f32', factor],
+      ]),
+      [buf(a)],
+      grid1d(a.size, ELEMENTWISE_WORKGROUP),
+      { WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP },
+    );
+  }
+
+  /** Sums up to four inputs per pass; longer lists fold the running total into the next pass. */
+  async sum(inputs: readonly Tensor[], label = 'sum'): Promise<Tensor> {
+    checkOperands('sum', this.device, inputs);
+    const first = sumInputs(inputs);
+    if (inputs.length === 1) return this.scale(first, 1, label);
+    let acc: Tensor | undefined;
+    let rest = [...inputs];
+    while (rest.length > 0) {
+      const take = acc ? rest.splice(0, 3) : rest.splice(0, 4);
+      const operands = acc ? [acc, ...take] : take;
+      if (operands.length === 1) break;
+      const next = await this.run(
+        `sum${operands.length}`,
+        first.shape,
+        label,
+        params([['u32', first.size]]),
+        operands.map(buf),
+        grid1d(first.size, ELEMENTWISE_WORKGROUP),
+        { WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP },
+        'sum',
+        true,
+      );
+      acc?.free();
+      acc = next;
+    }
+    return acc!;
+  }
+
+  meanRows(x: Tensor, rowsPerGroup?: number, label = 'meanRows'): Promise<Tensor> {
+    checkOperands('meanRows', this.device, [x]);
+    const g = groupRows(x, rowsPerGroup);
+    return this.run(
+      'mean_rows',
+      [g.groups, g.cols],
+      label,
+      params([
+        ['u32', g.groups],
+        ['u32', g.rowsPerGroup],
+        ['u32', g.cols],
+      ]),
+      [buf(x)],
+      grid1d(g.groups * g.cols, 64),
+      { WORKGROUP_SIZE: 64 },
+    );
+  }
+
+  layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = DEFAULT_LAYER_NORM_EPS, label = 'layerNorm'): Promise<Tensor> {
+    checkOperands('layerNorm', this.device, [x, gamma, beta]);
+    const { rows, cols } = layerNormDims(x, gamma, beta);
+    return this.run(
+      'layer_norm',
+      x.shape,
+      label,
+      params([
+        ['u32', rows],
+        ['u32', cols],
+        ['f32', eps],
+      ]),
+      [buf(x), buf(gamma), buf(beta)],
+      grid1d(rows, 1),
+      { WORKGROUP_SIZE: ROW_WORKGROUP },
+    );
+  }
+
+  softmax(x: Tensor, label = 'softmax'): Promise<Tensor> {
+    checkOperands('softmax', this.device, [x]);
+    const { rows, cols } = asMatrix('softmax', x);
+    return this.run(
+      'softmax',
+      x.shape,
+      label,
+      params([
+        ['u32', rows],
+        ['u32', cols],
+      ]),
+      [buf(x)],
+      grid1d(rows, 1),
+      { WORKGROUP_SIZE: ROW_WORKGROUP },
+    );
+  }
+
+  /**
+   * Allocates the output and dispatches one kernel. The output binds after the inputs, except for the
+   * sum shader, whose inputs come last so that each arity's entry point shares the layout's prefix.
+   */
+  private async run(
+    entry: string,
+    shape: readonly number[],
+    label: string,
+    uniform: ArrayBuffer,
+    inputs: readonly GPUBuffer[],
+    workgroups: [number, number],
+    constants: Record<string, number>,
+    file = entry,
+    outputFirst = false,
+  ): Promise<Tensor> {
+    const out = this.device.empty(shape, 'f32', label);
+    const entryPoint = file === entry ? 'main' : entry;
+    const key = `${entry}/wg${constants.WORKGROUP_SIZE}`;
+    try {
+      await this.device.dispatch({
+        source: { key, code: () => loadShader(file), constants, entryPoint },
+        params: uniform,
+        buffers: outputFirst ? [out.buffer, ...inputs] : [...inputs, out.buffer],
+        workgroups,
+      });
+    } catch (error) {
+      out.free();
+      throw error;
+    }
+    return out;
+  }
+}

@@ -1,0 +1,52 @@
+import type { Kernels } from '../kernels/kernels.js';
+import type { MemoryLedger } from './memory-ledger.js';
+import type { DType, HostArray, Shape, Tensor } from './tensor.js';
+
+export type BackendName = 'webgpu' | 'gpujs' | 'cpu';
+
+/** What a device reports about the adapter behind it. */
+export interface AdapterSummary {
+  readonly name: string;
+  readonly vendor: string;
+  readonly architecture: string;
+  readonly description: string;
+  readonly backend: string;
+  readonly isSoftware: boolean;
+  readonly features: readonly string[];
+  readonly limits: Readonly<Record<string, number>>;
+}
+
+/** One span of device work, in nanoseconds on the device's own clock or the host clock for host backends. */
+export interface KernelSpan {
+  readonly label: string;
+  readonly tag: string;
+  readonly startNs: number;
+  readonly endNs: number;
+}
+
+/**
+ * One compute device: a WebGPU device, a gpu.js instance, or the CPU reference. Everything above the
+ * runtime (kernels, collectives, the pipeline runner) talks to this interface only.
+ */
+export interface Device {
+  readonly id: number;
+  readonly name: string;
+  readonly backend: BackendName;
+  readonly adapter: AdapterSummary;
+  readonly ledger: MemoryLedger;
+  readonly kernels: Kernels;
+  /** True when kernel spans come from device timestamps rather than host clocks. */
+  readonly hasDeviceTimestamps: boolean;
+
+  upload(data: HostArray, shape: Shape, label: string): Tensor;
+  empty(shape: Shape, dtype: DType, label: string): Tensor;
+  read(tensor: Tensor): Promise<HostArray>;
+  /** Resolves when all work queued so far has finished; rejects with DEVICE_LOST or VALIDATION. */
+  sync(): Promise<void>;
+  /** Starts recording one span per kernel, tagged with `tag` until the next call. */
+  setProfileTag(tag: string): void;
+  enableProfiling(enabled: boolean): void;
+  /** Returns and clears the spans recorded since the last call (waits for their timestamps). */
+  takeSpans(): Promise<KernelSpan[]>;
+  destroy(): void;
+}

@@ -1,0 +1,82 @@
+import { ParallelError } from '../errors.js';
+import type { Device } from './device.js';
+
+export type DType = 'f32' | 'u32';
+export type Shape = readonly number[];
+export type TypedArrayFor<D extends DType> = D extends 'u32' ? Uint32Array : Float32Array;
+export type HostArray = Float32Array | Uint32Array;
+
+export const BYTES_PER_ELEMENT: Readonly<Record<DType, number>> = { f32: 4, u32: 4 };
+
+export function elementCount(shape: Shape): number {
+  let count = 1;
+  for (const dim of shape) count *= dim;
+  return count;
+}
+
+export function checkShape(shape: Shape, where: string): void {
+  if (shape.length === 0 || shape.some((dim) => !Number.isSafeInteger(dim) || dim <= 0)) {
+    throw new ParallelError('SHAPE', `invalid shape [${shape.join(', ')}]: every dimension must be a positive integer`, {
+      where,
+    });
+  }
+}
+
+export function formatShape(shape: Shape): string {
+  return `[${shape.join(', ')}]`;
+}
+
+export function dtypeOf(data: HostArray): DType {
+  return data instanceof Uint32Array ? 'u32' : 'f32';
+}
+
+/**
+ * A dense row-major tensor held by one device. Backends subclass it with their storage (a GPUBuffer, a host
+ * array); kernels check `device` so that operands from two devices never meet without a collective.
+ */
+export abstract class Tensor {
+  readonly shape: Shape;
+  readonly dtype: DType;
+  readonly label: string;
+  abstract readonly device: Device;
+  private freed = false;
+
+  protected constructor(shape: Shape, dtype: DType, label: string) {
+    checkShape(shape, label);
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.label = label;
+  }
+
+  get size(): number {
+    return elementCount(this.shape);
+  }
+
+  get byteLength(): number {
+    return this.size * BYTES_PER_ELEMENT[this.dtype];
+  }
+
+  get isFreed(): boolean {
+    return this.freed;
+  }
+
+  /** Copies the tensor to the host. */
+  read(): Promise<HostArray> {
+    return this.device.read(this);
+  }
+
+  /** Returns the storage to the device and its bytes to the ledger; later use raises DESTROYED. */
+  free(): void {
+    if (this.freed) return;
+    this.freed = true;
+    this.release();
+  }
+
+  assertLive(where: string): void {
+    if (this.freed) {
+      throw new ParallelError('DESTROYED', `tensor '${this.label}' was freed before use`, { where });
+    }
+  }
+
+  protected abstract release(): void;
+}

@@ -1,0 +1,116 @@
+import { ParallelError } from '../../errors.js';
+import type { AdapterSummary } from '../device.js';
+
+/** The limits a user of compute kernels cares about, read off every adapter. */
+export const REPORTED_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+] as const;
+
+export const NO_ADAPTER_HELP =
+  'WebGPU needs a Vulkan driver. On a machine without a GPU install Mesa\'s CPU driver (lavapipe): on Debian 12 ' +
+  'add the bookworm-backports suite to /etc/apt/sources.list.d/debian.sources and run ' +
+  '`apt-get install -t bookworm-backports mesa-vulkan-drivers` (Debian 12\'s own Mesa 22 is too old for Dawn), ' +
+  'or run `sudo bash scripts/install-vulkan.sh`. Until then, `--backend gpujs` runs every kernel on gpu.js instead.';
+
+interface DawnModule {
+  create(flags: string[]): GPU;
+  globals: object;
+}
+
+export interface DawnOptions {
+  /** Adapter name to pick (Dawn's `adapter=` flag): a substring of the adapter's name. */
+  readonly adapterName?: string;
+  /** Dawn backend (vulkan, metal, d3d12...); Dawn picks when absent. */
+  readonly backend?: string;
+}
+
+let dawn: Promise<DawnModule> | undefined;
+
+/**
+ * Loads Dawn's node bindings once. They install the WebGPU constants (GPUBufferUsage...) that code written
+ * against the browser API expects; that is the one global this library touches, and it is Dawn's own.
+ */
+function loadDawn(): Promise<DawnModule> {
+  dawn ??= import('webgpu').then(
+    (mod: DawnModule) => {
+      Object.assign(globalThis, mod.globals);
+      return mod;
+    },
+    (cause: unknown) => {
+      dawn = undefined;
+      throw new ParallelError('NO_ADAPTER', `cannot load Dawn's node bindings (npm package 'webgpu'): ${String(cause)}`, {
+        fix: 'run `npm ci`; Dawn ships prebuilt binaries for linux-x64, linux-arm64, darwin and win32',
+        cause,
+      });
+    },
+  );
+  return dawn;
+}
+
+/** Opens a Dawn instance. Timestamp quantization is off so kernel timings keep their resolution. */
+export async function openGpu(options: DawnOptions = {}): Promise<GPU> {
+  const flags = ['disable-dawn-features=timestamp_quantization'];
+  if (options.adapterName) flags.push(`adapter=${options.adapterName}`);
+  if (options.backend) flags.push(`backend=${options.backend}`);
+  return (await loadDawn()).create(flags);
+}
+
+export interface OpenedAdapter {
+  readonly instance: GPU;
+  readonly adapter: GPUAdapter;
+}
+
+export async function requestAdapter(options: DawnOptions = {}): Promise<OpenedAdapter | null> {
+  const instance = await openGpu(options);
+  try {
+    const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
+    return adapter ? { instance, adapter } : null;
+  } catch (cause) {
+    // Dawn rejects (rather than returning null) when a named adapter does not exist.
+    if (options.adapterName) {
+      throw new ParallelError('NO_ADAPTER', `no WebGPU adapter matches '${options.adapterName}'`, {
+        fix: `pick one of: ${(await listAdapterNames()).join('; ') || 'none found'}`,
+        cause,
+      });
+    }
+    return null;
+  }
+}
+
+/**
+ * Names of every adapter Dawn can open. WebGPU has no enumeration call, but Dawn answers a request for an
+ * adapter that cannot exist with the list of those that do; that list is parsed here.
+ */
+export async function listAdapterNames(): Promise<string[]> {
+  const gpu = await openGpu({ adapterName: 'webgpu-parallel-no-such-adapter' });
+  try {
+    const adapter = await gpu.requestAdapter();
+    return adapter ? [adapter.info.device] : [];
+  } catch (error) {
+    const text = error instanceof Error ? error.message : String(error);
+    return [...text.matchAll(/name: '([^']+)'/g)].map((m) => m[1]!);
+  }
+}
+
+export function summarizeAdapter(adapter: GPUAdapter, backend = 'auto'): AdapterSummary {
+  const info = adapter.info;
+  const limits: Record<string, number> = {};
+  for (const key of REPORTED_LIMITS) limits[key] = Number(adapter.limits[key]);
+  const isFallback = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+  return {
+    name: info.device || info.description || 'unknown adapter',
+    vendor: info.vendor,
+    architecture: info.architecture,
+    description: info.description,
+    backend,
+    isSoftware: isFallback || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(info.description),
+    features: [...adapter.features].sort(),
+    limits,
+  };
+}

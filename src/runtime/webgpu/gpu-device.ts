@@ -1,0 +1,269 @@
+import { ParallelError } from '../../errors.js';
+import type { Kernels } from '../../kernels/kernels.js';
+import type { AdapterSummary, Device, KernelSpan } from '../device.js';
+import { MemoryLedger } from '../memory-ledger.js';
+import type { DType, HostArray, Shape, Tensor } from '../tensor.js';
+import { BYTES_PER_ELEMENT, checkShape, dtypeOf, elementCount, formatShape } from '../tensor.js';
+import { GpuTensor, paddedBytes } from './gpu-tensor.js';
+import { PipelineCache, type PipelineSource } from './pipeline-cache.js';
+import { TimestampProfiler } from './timestamps.js';
+
+export interface Dispatch {
+  readonly source: PipelineSource;
+  /** Bound in order from binding 0: a uniform block of parameters first, when given, then the buffers. */
+  readonly params?: ArrayBuffer;
+  readonly buffers: readonly GPUBuffer[];
+  readonly workgroups: readonly [number, number?, number?];
+}
+
+export interface GpuDeviceOptions {
+  readonly id: number;
+  /** The Dawn instance the adapter came from; the device keeps it alive (a collected one hangs the queue). */
+  readonly instance: GPU;
+  readonly adapter: GPUAdapter;
+  readonly summary: AdapterSummary;
+  readonly budgetBytes?: number;
+  readonly makeKernels: (device: GpuDevice) => Kernels;
+  readonly dumpShader?: (key: string, code: string) => void;
+}
+
+/**
+ * One WebGPU device. Dispatches go through `dispatch`, the one place that encodes a compute pass, so that
+ * profiling, error capture and device loss are handled once for every kernel.
+ */
+export class GpuDevice implements Device {
+  readonly id: number;
+  readonly name: string;
+  readonly backend = 'webgpu' as const;
+  readonly adapter: AdapterSummary;
+  readonly ledger: MemoryLedger;
+  readonly kernels: Kernels;
+  readonly hasDeviceTimestamps: boolean;
+  readonly gpu: GPUDevice;
+  readonly pipelines: PipelineCache;
+  private readonly profiler: TimestampProfiler | null;
+  private profiling = false;
+  private tag = '';
+  private hostSpans: KernelSpan[] = [];
+  private firstError: ParallelError | null = null;
+  private lost: ParallelError | null = null;
+  private readonly lostSignal: Promise<never>;
+  private destroyed = false;
+  private readonly instance: GPU;
+
+  static async open(options: GpuDeviceOptions): Promise<GpuDevice> {
+    const timestamps = options.adapter.features.has('timestamp-query');
+    const features: GPUFeatureName[] = timestamps ? ['timestamp-query'] : [];
+    if (options.adapter.features.has('subgroups')) features.push('subgroups' as GPUFeatureName);
+    const gpu = await options.adapter.requestDevice({
+      label: `webgpu:${options.id}`,
+      requiredFeatures: features,
+      requiredLimits: {
+        maxStorageBufferBindingSize: options.adapter.limits.maxStorageBufferBindingSize,
+        maxBufferSize: options.adapter.limits.maxBufferSize,
+        maxComputeWorkgroupStorageSize: options.adapter.limits.maxComputeWorkgroupStorageSize,
+        maxComputeInvocationsPerWorkgroup: options.adapter.limits.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupSizeX: options.adapter.limits.maxComputeWorkgroupSizeX,
+        maxComputeWorkgroupSizeY: options.adapter.limits.maxComputeWorkgroupSizeY,
+      },
+    });
+    return new GpuDevice(options, gpu, timestamps);
+  }
+
+  /** The subgroup size when the device has subgroups of one fixed size (what register tiles assume). */
+  get subgroupSize(): number | null {
+    if (!this.gpu.features.has('subgroups')) return null;
+    const info = this.gpu.adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+    const min = info.subgroupMinSize;
+    return min !== undefined && min === info.subgroupMaxSize ? min : null;
+  }
+
+  private constructor(options: GpuDeviceOptions, gpu: GPUDevice, timestamps: boolean) {
+    this.id = options.id;
+    this.name = `webgpu:${options.id}`;
+    this.adapter = options.summary;
+    this.instance = options.instance;
+    this.gpu = gpu;
+    this.ledger = new MemoryLedger(this.name, options.budgetBytes);
+    this.hasDeviceTimestamps = timestamps;
+    this.profiler = timestamps ? new TimestampProfiler(gpu, this.name) : null;
+    this.pipelines = new PipelineCache(gpu, this.name, options.dumpShader);
+    gpu.onuncapturederror = (event: GPUUncapturedErrorEvent) => {
+      const code = event.error instanceof GPUOutOfMemoryError ? 'OUT_OF_MEMORY' : 'VALIDATION';
+      this.firstError ??= new ParallelError(code, `${this.name}: ${event.error.message}`, { where: this.name });
+    };
+    this.lostSignal = gpu.lost.then((info) => {
+      this.lost = new ParallelError('DEVICE_LOST', `${this.name} was lost (${info.reason}): ${info.message}`, {
+        where: this.name,
+        fix: 'the driver reset or the device was destroyed; open a new device group',
+      });
+      throw this.lost;
+    });
+    // The lost promise is raced, never awaited alone; an unobserved rejection must not crash the process.
+    this.lostSignal.catch(() => {});
+    this.kernels = options.makeKernels(this);
+  }
+
+  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    this.assertUsable('createBuffer');
+    return this.gpu.createBuffer(descriptor);
+  }
+
+  empty(shape: Shape, dtype: DType, label: string): GpuTensor {
+    this.assertUsable(label);
+    return new GpuTensor(this, shape, dtype, label);
+  }
+
+  upload(data: HostArray, shape: Shape, label: string): GpuTensor {
+    checkShape(shape, label);
+    if (data.length !== elementCount(shape)) {
+      throw new ParallelError('SHAPE', `'${label}': ${data.length} values do not fill shape ${formatShape(shape)}`, {
+        where: this.name,
+      });
+    }
+    const tensor = this.empty(shape, dtypeOf(data), label);
+    this.write(tensor, data);
+    return tensor;
+  }
+
+  /** Writes host values into the tensor starting at an element offset. */
+  write(tensor: Tensor, data: HostArray, elementOffset = 0): void {
+    const gpuTensor = this.own(tensor, 'write');
+    const bytes = BYTES_PER_ELEMENT[tensor.dtype];
+    if (elementOffset + data.length > tensor.size) {
+      throw new ParallelError('SHAPE', `write of ${data.length} values at ${elementOffset} overflows '${tensor.label}'`, {
+        where: this.name,
+      });
+    }
+    if (data.byteLength % 4 !== 0 || data.length === 0) return;
+    this.gpu.queue.writeBuffer(gpuTensor.buffer, elementOffset * bytes, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  async read(tensor: Tensor, elementOffset = 0, count = tensor.size - elementOffset): Promise<HostArray> {
+    const gpuTensor = this.own(tensor, 'read');
+    if (elementOffset < 0 || count < 0 || elementOffset + count > tensor.size) {
+      throw new ParallelError('SHAPE', `read of ${count} values at ${elementOffset} is outside '${tensor.label}'`, {
+        where: this.name,
+      });
+    }
+    if (count === 0) return tensor.dtype === 'u32' ? new Uint32Array(0) : new Float32Array(0);
+    const bytes = count * BYTES_PER_ELEMENT[tensor.dtype];
+    const size = paddedBytes(bytes);
+    const handle = this.ledger.reserve(size, `${tensor.label}/readback`);
+    const staging = this.gpu.createBuffer({
+      label: `${tensor.label}/readback`,
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      const encoder = this.gpu.createCommandEncoder({ label: `read ${tensor.label}` });
+      encoder.copyBufferToBuffer(gpuTensor.buffer, elementOffset * BYTES_PER_ELEMENT[tensor.dtype], staging, 0, size);
+      this.gpu.queue.submit([encoder.finish()]);
+      await Promise.race([staging.mapAsync(GPUMapMode.READ), this.lostSignal]);
+      this.throwIfFailed();
+      const copy = staging.getMappedRange(0, size).slice(0, bytes);
+      staging.unmap();
+      return tensor.dtype === 'u32' ? new Uint32Array(copy) : new Float32Array(copy);
+    } finally {
+      staging.destroy();
+      this.ledger.release(handle);
+    }
+  }
+
+  /** Encodes and submits one compute pass; records its timestamps when profiling. */
+  async dispatch(work: Dispatch): Promise<void> {
+    this.assertUsable(work.source.key);
+    const pipeline = await this.pipelines.get(work.source);
+    const entries: GPUBindGroupEntry[] = [];
+    let uniform: GPUBuffer | undefined;
+    if (work.params) {
+      uniform = this.gpu.createBuffer({
+        label: `${work.source.key}/params`,
+        size: paddedBytes(work.params.byteLength),
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      this.gpu.queue.writeBuffer(uniform, 0, work.params);
+      entries.push({ binding: 0, resource: { buffer: uniform } });
+    }
+    for (const buffer of work.buffers) entries.push({ binding: entries.length, resource: { buffer } });
+    const bindGroup = this.gpu.createBindGroup({
+      label: work.source.key,
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    const encoder = this.gpu.createCommandEncoder({ label: work.source.key });
+    const timed = this.profiling && this.profiler !== null;
+    const pass = encoder.beginComputePass({
+      label: work.source.key,
+      ...(timed ? { timestampWrites: this.profiler!.nextPass(work.source.key, this.tag) } : {}),
+    });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    const [x, y = 1, z = 1] = work.workgroups;
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+    const hostStart = performance.now() * 1e6;
+    this.gpu.queue.submit([encoder.finish()]);
+    if (timed) this.profiler!.submitted();
+    else if (this.profiling) this.hostSpans.push({ label: work.source.key, tag: this.tag, startNs: hostStart, endNs: hostStart });
+    // Destroying after submit is legal: the buffer lives until the queued work that uses it is done.
+    uniform?.destroy();
+  }
+
+  async sync(): Promise<void> {
+    this.assertUsable('sync');
+    await Promise.race([this.gpu.queue.onSubmittedWorkDone(), this.lostSignal]);
+    this.throwIfFailed();
+  }
+
+  setProfileTag(tag: string): void {
+    this.tag = tag;
+  }
+
+  enableProfiling(enabled: boolean): void {
+    this.profiling = enabled;
+  }
+
+  async takeSpans(): Promise<KernelSpan[]> {
+    const host = this.hostSpans;
+    this.hostSpans = [];
+    if (!this.profiler) return host;
+    return [...host, ...(await Promise.race([this.profiler.take(), this.lostSignal]))];
+  }
+
+  /** Raises the first asynchronous validation or out-of-memory error the device reported. */
+  throwIfFailed(): void {
+    if (this.lost) throw this.lost;
+    const error = this.firstError;
+    if (error) {
+      this.firstError = null;
+      throw error;
+    }
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.profiler?.destroy();
+    this.gpu.destroy();
+  }
+
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  private assertUsable(where: string): void {
+    if (this.destroyed) throw new ParallelError('DESTROYED', `${this.name} was destroyed`, { where });
+    if (this.lost) throw this.lost;
+  }
+
+  private own(tensor: Tensor, op: string): GpuTensor {
+    tensor.assertLive(op);
+    if (tensor.device !== this) {
+      throw new ParallelError('DEVICE_MISMATCH', `${op}: '${tensor.label}' lives on ${tensor.device.name}, not ${this.name}`, {
+        where: op,
+      });
+    }
+    return tensor as GpuTensor;
+  }
+}

@@ -1,0 +1,36 @@
+import type { DType, Shape } from '../tensor.js';
+import { BYTES_PER_ELEMENT, elementCount, Tensor } from '../tensor.js';
+import type { GpuDevice } from './gpu-device.js';
+
+export const TENSOR_USAGE = 0x0080 /* STORAGE */ | 0x0004 /* COPY_SRC */ | 0x0008; /* COPY_DST */
+
+/** WebGPU wants buffer sizes in multiples of 4 bytes and never zero. */
+export function paddedBytes(bytes: number): number {
+  return Math.max(4, Math.ceil(bytes / 4) * 4);
+}
+
+/** A tensor in a labelled storage buffer on one WebGPU device, counted in that device's ledger. */
+export class GpuTensor extends Tensor {
+  readonly device: GpuDevice;
+  readonly buffer: GPUBuffer;
+  private readonly handle: number;
+
+  constructor(device: GpuDevice, shape: Shape, dtype: DType, label: string) {
+    super(shape, dtype, label);
+    this.device = device;
+    const bytes = paddedBytes(elementCount(shape) * BYTES_PER_ELEMENT[dtype]);
+    // The ledger answers first, so a tensor over budget never reaches the driver.
+    this.handle = device.ledger.reserve(bytes, label);
+    try {
+      this.buffer = device.createBuffer({ label, size: bytes, usage: TENSOR_USAGE });
+    } catch (error) {
+      device.ledger.release(this.handle);
+      throw error;
+    }
+  }
+
+  protected release(): void {
+    this.buffer.destroy();
+    this.device.ledger.release(this.handle);
+  }
+}

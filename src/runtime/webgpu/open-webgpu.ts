@@ -1,0 +1,59 @@
+import { ParallelError } from '../../errors.js';
+import { MatmulPlanner, type TunedPicks } from '../../kernels/webgpu/matmul-planner.js';
+import { WebGpuKernels } from '../../kernels/webgpu/webgpu-kernels.js';
+import { listAdapterNames, NO_ADAPTER_HELP, requestAdapter, summarizeAdapter } from './dawn.js';
+import { GpuDevice } from './gpu-device.js';
+
+export interface WebGpuOpenOptions {
+  readonly count: number;
+  /** Adapter names (substrings), used in turn; absent: every adapter Dawn finds, in turn. */
+  readonly adapters?: readonly string[];
+  readonly backend?: string;
+  readonly budgets: readonly (number | undefined)[];
+  readonly tuned?: TunedPicks;
+  readonly dumpShader?: (key: string, code: string) => void;
+}
+
+/**
+ * Opens `count` WebGPU devices: one per adapter where there are several, else several logical devices on
+ * the one adapter. Dawn's node bindings make one device per adapter object, so each device asks for its
+ * adapter anew.
+ */
+export async function openWebGpuDevices(options: WebGpuOpenOptions): Promise<GpuDevice[]> {
+  const names = options.adapters?.length ? [...options.adapters] : await listAdapterNames();
+  const devices: GpuDevice[] = [];
+  try {
+    for (let id = 0; id < options.count; id++) {
+      const adapterName = names.length > 1 || options.adapters?.length ? names[id % names.length] : undefined;
+      const opened = await requestAdapter({ adapterName, backend: options.backend });
+      if (!opened) {
+        throw new ParallelError('NO_ADAPTER', 'no WebGPU adapter found', { fix: NO_ADAPTER_HELP });
+      }
+      const summary = summarizeAdapter(opened.adapter, options.backend ?? backendOf(opened.adapter));
+      const planner = new MatmulPlanner(options.tuned);
+      devices.push(
+        await GpuDevice.open({
+          id,
+          instance: opened.instance,
+          adapter: opened.adapter,
+          summary,
+          budgetBytes: options.budgets[id],
+          makeKernels: (device) => new WebGpuKernels(device, planner),
+          dumpShader: options.dumpShader,
+        }),
+      );
+    }
+  } catch (error) {
+    for (const device of devices) device.destroy();
+    throw error;
+  }
+  return devices;
+}
+
+function backendOf(adapter: GPUAdapter): string {
+  // Dawn does not report its backend; on Linux every adapter it opens comes through Vulkan.
+  const platform = process.platform;
+  if (platform === 'darwin') return 'metal';
+  if (platform === 'win32') return adapter.info.vendor ? 'd3d12' : 'unknown';
+  return 'vulkan';
+}

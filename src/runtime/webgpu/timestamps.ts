@@ -1,0 +1,93 @@
+import type { KernelSpan } from '../device.js';
+
+const PAIRS_PER_SET = 256;
+
+interface Pending {
+  readonly readback: GPUBuffer;
+  readonly entries: readonly { label: string; tag: string; hostSubmitNs: number }[];
+}
+
+/**
+ * Records a begin/end timestamp pair around each profiled compute pass, and turns them into spans on the
+ * host clock. Device and host clocks are aligned per batch: a pass cannot start before the host submitted
+ * it, so the smallest offset consistent with every submit time is the alignment.
+ */
+export class TimestampProfiler {
+  private readonly querySet: GPUQuerySet;
+  private readonly resolveBuffer: GPUBuffer;
+  private entries: { label: string; tag: string; hostSubmitNs: number }[] = [];
+  private pending: Pending[] = [];
+
+  constructor(
+    private readonly device: GPUDevice,
+    label: string,
+  ) {
+    this.querySet = device.createQuerySet({ label: `${label}/timestamps`, type: 'timestamp', count: PAIRS_PER_SET * 2 });
+    this.resolveBuffer = device.createBuffer({
+      label: `${label}/timestamps-resolve`,
+      size: PAIRS_PER_SET * 16,
+      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+    });
+  }
+
+  /** The timestampWrites for the next pass; call `submitted` right after submitting it. */
+  nextPass(label: string, tag: string): GPUComputePassTimestampWrites {
+    const pair = this.entries.length;
+    this.entries.push({ label, tag, hostSubmitNs: 0 });
+    return { querySet: this.querySet, beginningOfPassWriteIndex: pair * 2, endOfPassWriteIndex: pair * 2 + 1 };
+  }
+
+  submitted(): void {
+    const last = this.entries[this.entries.length - 1];
+    if (last) last.hostSubmitNs = performance.now() * 1e6;
+    if (this.entries.length === PAIRS_PER_SET) this.flush();
+  }
+
+  /** Queues the resolve of every recorded pair; the query set can be reused right after. */
+  private flush(): void {
+    if (this.entries.length === 0) return;
+    const bytes = this.entries.length * 16;
+    const readback = this.device.createBuffer({
+      label: 'timestamps-readback',
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    const encoder = this.device.createCommandEncoder({ label: 'timestamps-resolve' });
+    encoder.resolveQuerySet(this.querySet, 0, this.entries.length * 2, this.resolveBuffer, 0);
+    encoder.copyBufferToBuffer(this.resolveBuffer, 0, readback, 0, bytes);
+    this.device.queue.submit([encoder.finish()]);
+    this.pending.push({ readback, entries: this.entries });
+    this.entries = [];
+  }
+
+  async take(): Promise<KernelSpan[]> {
+    this.flush();
+    const batches = this.pending;
+    this.pending = [];
+    const spans: KernelSpan[] = [];
+    for (const { readback, entries } of batches) {
+      await readback.mapAsync(GPUMapMode.READ);
+      const ticks = new BigInt64Array(readback.getMappedRange().slice(0));
+      readback.unmap();
+      readback.destroy();
+      let offset = Number.NEGATIVE_INFINITY;
+      entries.forEach((e, i) => {
+        offset = Math.max(offset, e.hostSubmitNs - Number(ticks[i * 2]!));
+      });
+      entries.forEach((e, i) => {
+        spans.push({
+          label: e.label,
+          tag: e.tag,
+          startNs: Number(ticks[i * 2]!) + offset,
+          endNs: Number(ticks[i * 2 + 1]!) + offset,
+        });
+      });
+    }
+    return spans;
+  }
+
+  destroy(): void {
+    this.querySet.destroy();
+    this.resolveBuffer.destroy();
+  }
+}
