@@ -1,3 +1,5 @@
+import { Bench } from 'tinybench';
+
 /** One line of `npm run bench -- --json`: every suite writes these, and the table prints them. */
 export interface BenchRecord {
   readonly suite: 'matmul' | 'dispatch' | 'collective' | 'pipeline';
@@ -9,21 +11,15 @@ export interface BenchRecord {
 
 export type BenchSink = (record: BenchRecord) => void;
 
-/** Median of the samples (the mean of the middle two for an even count). */
-export function median(samples: readonly number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** Runs `body` `warmup` times untimed, then `runs` times timed (ms, host clock); returns the median. */
-export async function timeMedian(body: () => Promise<unknown>, runs = 5, warmup = 1): Promise<number> {
-  for (let i = 0; i < warmup; i++) await body();
-  const samples: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const start = performance.now();
-    await body();
-    samples.push(performance.now() - start);
-  }
-  return median(samples);
+/**
+ * Times `body` with tinybench: `warmup` untimed calls, then at least `runs` timed ones; returns the median
+ * in milliseconds (host clock, each call awaited to completion).
+ */
+export async function timeMedian(name: string, body: () => Promise<unknown>, runs = 5, warmup = 1): Promise<number> {
+  const bench = new Bench({ iterations: runs, warmupIterations: warmup, time: 0, warmupTime: 0, throws: true });
+  bench.add(name, body);
+  await bench.run();
+  const result = bench.tasks[0]!.result;
+  if (result.state !== 'completed') throw new Error(`benchmark ${name} did not complete (${result.state})`);
+  return result.latency.p50;
 }

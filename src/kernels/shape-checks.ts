@@ -73,12 +73,12 @@ export function sameShape(op: string, a: Tensor, b: Tensor): void {
 export function addPeriod(a: Tensor, b: Tensor): number {
   checkDType('add', a, 'f32');
   checkDType('add', b, 'f32');
+  const A = asMatrix('add', a);
+  if (b.size === A.cols && (b.shape.length === 1 || (b.shape.length === 2 && b.shape[0] === 1))) return A.cols;
   if (a.size === b.size) {
     sameShape('add', a, b);
     return a.size;
   }
-  const A = asMatrix('add', a);
-  if (b.size === A.cols && (b.shape.length === 1 || b.shape[0] === 1)) return A.cols;
   throw new ParallelError(
     'SHAPE',
     `add: '${b.label}' ${formatShape(b.shape)} neither matches '${a.label}' ${formatShape(a.shape)} nor broadcasts over its rows`,

@@ -1,5 +1,6 @@
 import { ParallelError } from '../errors.js';
 import type { TunedPicks } from '../kernels/webgpu/matmul-planner.js';
+import type { TuningCache } from '../kernels/webgpu/tuning-cache.js';
 import { CpuDevice } from './cpu-device.js';
 import type { BackendName, Device } from './device.js';
 
@@ -18,6 +19,8 @@ export interface OpenDeviceGroupOptions {
   readonly memoryBudgetBytes?: number | readonly number[];
   /** Tuned matmul picks for the adapter (see `loadTunedPicks`). */
   readonly tuned?: TunedPicks;
+  /** Where tuned picks are kept per adapter (`TuningCache.inUserCache()`); used when `tuned` is absent. */
+  readonly tuningCache?: TuningCache;
   /** Called with every WGSL source before it is compiled: a debug dump. */
   readonly dumpShader?: (key: string, code: string) => void;
   /** gpu.js mode for the gpujs backend: `webasm` where WebAssembly runs, else `cpu`. */
@@ -58,6 +61,7 @@ export class DeviceGroup {
           backend: options.dawnBackend,
           budgets,
           tuned: options.tuned,
+          tuningCache: options.tuningCache,
           dumpShader: options.dumpShader,
         });
         return new DeviceGroup(devices, true);

@@ -5,13 +5,16 @@ import { requestAdapter } from '../../src/runtime/webgpu/dawn.js';
  * Which backends the test files run on: WebGPU (Dawn) and, where the test covers it, the fallback. In CI a
  * missing adapter is a failure, never a skip: the tests of a WebGPU library must not pass without WebGPU.
  */
-export const TEST_BACKEND: BackendChoice = (process.env.WEBGPU_PARALLEL_TEST_BACKEND as BackendChoice | undefined) ?? 'webgpu';
+export const TEST_BACKEND: BackendChoice =
+  (process.env.WEBGPU_PARALLEL_TEST_BACKEND as BackendChoice | undefined) ?? 'webgpu';
 
 export async function webGpuAvailable(): Promise<boolean> {
   if (TEST_BACKEND !== 'webgpu') return true;
   const opened = await requestAdapter();
   if (!opened && process.env.CI) {
-    throw new Error('CI is set but no WebGPU adapter answered: install a Vulkan driver (scripts/install-vulkan.sh)');
+    throw new Error(
+      'CI is set but no WebGPU adapter answered: install a Vulkan driver (scripts/install-vulkan.sh)',
+    );
   }
   return opened !== null;
 }

@@ -28,7 +28,7 @@ const f32 = (t: Tensor): Float32Array => (t as HostTensor).data as Float32Array;
 export class ReferenceKernels implements Kernels {
   constructor(private readonly device: HostDevice) {}
 
-  matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Promise<Tensor> {
+  async matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Promise<Tensor> {
     const operands = options.bias ? [a, b, options.bias] : [a, b];
     checkOperands('matmul', this.device, operands);
     const { m, n, k } = matmulDims(a, b, options.bias);
@@ -38,7 +38,7 @@ export class ReferenceKernels implements Kernels {
     });
   }
 
-  embedding(table: Tensor, ids: Tensor, options: EmbeddingOptions = {}): Promise<Tensor> {
+  async embedding(table: Tensor, ids: Tensor, options: EmbeddingOptions = {}): Promise<Tensor> {
     checkOperands('embedding', this.device, [table, ids]);
     const { vocabRows, hidden, tokens } = embeddingDims(table, ids);
     return this.device.timed('embedding', () => {
@@ -48,24 +48,24 @@ export class ReferenceKernels implements Kernels {
     });
   }
 
-  add(a: Tensor, b: Tensor, label = 'add'): Promise<Tensor> {
+  async add(a: Tensor, b: Tensor, label = 'add'): Promise<Tensor> {
     checkOperands('add', this.device, [a, b]);
     addPeriod(a, b);
     return this.device.timed('add', () => this.device.adopt(addRef(f32(a), f32(b)), a.shape, label));
   }
 
-  scale(a: Tensor, factor: number, label = 'scale'): Promise<Tensor> {
+  async scale(a: Tensor, factor: number, label = 'scale'): Promise<Tensor> {
     checkOperands('scale', this.device, [a]);
     return this.device.timed('scale', () => this.device.adopt(scaleRef(f32(a), factor), a.shape, label));
   }
 
-  sum(inputs: readonly Tensor[], label = 'sum'): Promise<Tensor> {
+  async sum(inputs: readonly Tensor[], label = 'sum'): Promise<Tensor> {
     checkOperands('sum', this.device, inputs);
     const first = sumInputs(inputs);
     return this.device.timed('sum', () => this.device.adopt(sumRef(inputs.map(f32)), first.shape, label));
   }
 
-  meanRows(x: Tensor, rowsPerGroup?: number, label = 'meanRows'): Promise<Tensor> {
+  async meanRows(x: Tensor, rowsPerGroup?: number, label = 'meanRows'): Promise<Tensor> {
     checkOperands('meanRows', this.device, [x]);
     const g = groupRows(x, rowsPerGroup);
     return this.device.timed('meanRows', () =>
@@ -73,7 +73,7 @@ export class ReferenceKernels implements Kernels {
     );
   }
 
-  layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = DEFAULT_LAYER_NORM_EPS, label = 'layerNorm'): Promise<Tensor> {
+  async layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = DEFAULT_LAYER_NORM_EPS, label = 'layerNorm'): Promise<Tensor> {
     checkOperands('layerNorm', this.device, [x, gamma, beta]);
     const { rows, cols } = layerNormDims(x, gamma, beta);
     return this.device.timed('layerNorm', () =>
@@ -81,7 +81,7 @@ export class ReferenceKernels implements Kernels {
     );
   }
 
-  softmax(x: Tensor, label = 'softmax'): Promise<Tensor> {
+  async softmax(x: Tensor, label = 'softmax'): Promise<Tensor> {
     checkOperands('softmax', this.device, [x]);
     const { rows, cols } = asMatrix('softmax', x);
     return this.device.timed('softmax', () => this.device.adopt(softmaxRef(f32(x), rows, cols), x.shape, label));

@@ -44,6 +44,10 @@ export class MatmulPlanner {
     this.tuned = tuned;
   }
 
+  get tunedPicks(): TunedPicks {
+    return this.tuned;
+  }
+
   setTuned(tuned: TunedPicks): void {
     this.tuned = tuned;
   }

@@ -82,7 +82,7 @@ export class WebGpuKernels implements Kernels {
     );
   }
 
-  add(a: Tensor, b: Tensor, label = 'add'): Promise<Tensor> {
+  async add(a: Tensor, b: Tensor, label = 'add'): Promise<Tensor> {
     checkOperands('add', this.device, [a, b]);
     const period = addPeriod(a, b);
     return this.run(
@@ -99,7 +99,7 @@ export class WebGpuKernels implements Kernels {
     );
   }
 
-  scale(a: Tensor, factor: number, label = 'scale'): Promise<Tensor> {
+  async scale(a: Tensor, factor: number, label = 'scale'): Promise<Tensor> {
     checkOperands('scale', this.device, [a]);
     return this.run(
       'scale',
@@ -143,7 +143,7 @@ export class WebGpuKernels implements Kernels {
     return acc!;
   }
 
-  meanRows(x: Tensor, rowsPerGroup?: number, label = 'meanRows'): Promise<Tensor> {
+  async meanRows(x: Tensor, rowsPerGroup?: number, label = 'meanRows'): Promise<Tensor> {
     checkOperands('meanRows', this.device, [x]);
     const g = groupRows(x, rowsPerGroup);
     return this.run(
@@ -161,7 +161,7 @@ export class WebGpuKernels implements Kernels {
     );
   }
 
-  layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = DEFAULT_LAYER_NORM_EPS, label = 'layerNorm'): Promise<Tensor> {
+  async layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = DEFAULT_LAYER_NORM_EPS, label = 'layerNorm'): Promise<Tensor> {
     checkOperands('layerNorm', this.device, [x, gamma, beta]);
     const { rows, cols } = layerNormDims(x, gamma, beta);
     return this.run(
@@ -179,7 +179,7 @@ export class WebGpuKernels implements Kernels {
     );
   }
 
-  softmax(x: Tensor, label = 'softmax'): Promise<Tensor> {
+  async softmax(x: Tensor, label = 'softmax'): Promise<Tensor> {
     checkOperands('softmax', this.device, [x]);
     const { rows, cols } = asMatrix('softmax', x);
     return this.run(

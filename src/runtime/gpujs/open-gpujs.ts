@@ -1,12 +1,35 @@
 import { ParallelError } from '../../errors.js';
 import type { Device } from '../device.js';
+import { GpuJsDevice } from './gpujs-device.js';
+import { defaultGpuJsMode, type GpuJsMode, wasmSupport } from './gpujs-info.js';
 
 export interface GpuJsOpenOptions {
   readonly count: number;
   readonly budgets: readonly (number | undefined)[];
-  readonly mode?: 'webasm' | 'cpu';
+  /** Default: webasm where WebAssembly runs, else cpu. */
+  readonly mode?: GpuJsMode;
 }
 
-export async function openGpuJsDevices(_options: GpuJsOpenOptions): Promise<Device[]> {
-  throw new ParallelError('BACKEND', 'the gpu.js backend is not built yet');
+/** Opens `count` logical gpu.js devices, each with its own gpu.js instance and its own memory budget. */
+export async function openGpuJsDevices(options: GpuJsOpenOptions): Promise<Device[]> {
+  const mode = options.mode ?? defaultGpuJsMode();
+  if (mode !== 'webasm' && mode !== 'cpu') {
+    throw new ParallelError('INVALID_ARGUMENT', `unknown gpu.js mode '${String(mode)}'`, {
+      fix: "use 'webasm' or 'cpu'",
+    });
+  }
+  if (mode === 'webasm' && !wasmSupport().webAssembly) {
+    throw new ParallelError('BACKEND', 'gpu.js webasm mode needs WebAssembly, which this runtime lacks', {
+      where: 'gpujs',
+      fix: "use the gpu.js mode 'cpu'",
+    });
+  }
+  const devices: Device[] = [];
+  try {
+    for (let id = 0; id < options.count; id++) devices.push(new GpuJsDevice(id, mode, options.budgets[id]));
+  } catch (error) {
+    for (const device of devices) device.destroy();
+    throw error;
+  }
+  return devices;
 }

@@ -1,5 +1,6 @@
 import { ParallelError } from '../../errors.js';
 import { MatmulPlanner, type TunedPicks } from '../../kernels/webgpu/matmul-planner.js';
+import type { TuningCache } from '../../kernels/webgpu/tuning-cache.js';
 import { WebGpuKernels } from '../../kernels/webgpu/webgpu-kernels.js';
 import { listAdapterNames, NO_ADAPTER_HELP, requestAdapter, summarizeAdapter } from './dawn.js';
 import { GpuDevice } from './gpu-device.js';
@@ -11,6 +12,7 @@ export interface WebGpuOpenOptions {
   readonly backend?: string;
   readonly budgets: readonly (number | undefined)[];
   readonly tuned?: TunedPicks;
+  readonly tuningCache?: TuningCache;
   readonly dumpShader?: (key: string, code: string) => void;
 }
 
@@ -30,7 +32,7 @@ export async function openWebGpuDevices(options: WebGpuOpenOptions): Promise<Gpu
         throw new ParallelError('NO_ADAPTER', 'no WebGPU adapter found', { fix: NO_ADAPTER_HELP });
       }
       const summary = summarizeAdapter(opened.adapter, options.backend ?? backendOf(opened.adapter));
-      const planner = new MatmulPlanner(options.tuned);
+      const planner = new MatmulPlanner(options.tuned ?? options.tuningCache?.picksFor(summary));
       devices.push(
         await GpuDevice.open({
           id,

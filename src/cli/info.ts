@@ -1,0 +1,34 @@
+import type { SystemInfo } from '../runtime/system-info.js';
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+export function formatInfo(info: SystemInfo): string {
+  if (info.webgpu.length === 0) {
+    return `No WebGPU adapter found.\n\n${info.noAdapterHelp}\n`;
+  }
+  const lines: string[] = [];
+  info.webgpu.forEach((a, i) => {
+    lines.push(`adapter ${i}: ${a.name}`);
+    lines.push(`  vendor ${a.vendor || '-'}, architecture ${a.architecture || '-'}, backend ${a.backend}`);
+    lines.push(`  ${a.description}`);
+    lines.push(`  software adapter: ${a.isSoftware ? 'yes (figures measured here are CPU figures)' : 'no'}`);
+    lines.push(`  features: ${a.features.join(', ') || 'none'}`);
+    for (const [name, value] of Object.entries(a.limits)) {
+      const shown = /Size$/.test(name) ? `${formatBytes(value)} (${value})` : String(value);
+      lines.push(`  ${name}: ${shown}`);
+    }
+  });
+  lines.push('', 'Each adapter opens as many logical devices as a strategy asks for (one device per adapter request).');
+  return `${lines.join('\n')}\n`;
+}
+
+export { formatBytes };

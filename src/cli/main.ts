@@ -1,0 +1,50 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { isParallelError } from '../errors.js';
+import { describeSystem } from '../runtime/system-info.js';
+import { formatInfo } from './info.js';
+
+/** Parses an integer option, with the option's name in the error. */
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`'${value}' is not a positive integer`);
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('webgpu-parallel')
+    .description('Run tensor- and pipeline-parallel strategies on WebGPU devices and report what was measured.')
+    .option('-v, --verbose', "show Dawn's and the Vulkan loader's own messages")
+    .showHelpAfterError();
+
+  program
+    .command('info')
+    .description('list the WebGPU adapters found, with their features and limits')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      const info = await describeSystem();
+      process.stdout.write(options.json ? `${JSON.stringify(info, null, 2)}\n` : formatInfo(info));
+    });
+
+  return program;
+}
+
+/** The CLI: a typed error prints its code, place and fix, never a stack trace; anything else prints one line. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await buildProgram().exitOverride().parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (isParallelError(error)) {
+      process.stderr.write(`${error.describe()}\n`);
+      return 1;
+    }
+    const commanderError = error as { code?: string; exitCode?: number };
+    if (typeof commanderError.code === 'string' && commanderError.code.startsWith('commander.')) {
+      return commanderError.exitCode ?? 1;
+    }
+    process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,64 @@
+import type { GpuDevice } from '../../runtime/webgpu/gpu-device.js';
+import type { MatmulDims } from '../shape-checks.js';
+import type { MatmulPlanner, TunedPicks } from './matmul-planner.js';
+import { traitsOf } from './matmul-planner.js';
+import { shapeClass } from './matmul-variants.js';
+import type { WebGpuKernels } from './webgpu-kernels.js';
+
+export interface TuneResult {
+  readonly shapeClass: string;
+  readonly dims: MatmulDims;
+  readonly winner: string;
+  /** Median milliseconds per variant on the device's own clock (timestamps) or the host's. */
+  readonly timings: Readonly<Record<string, number>>;
+}
+
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * Times every variant that can run on the device for each shape (median of `runs` after one warm-up, by
+ * timestamp queries where the device has them) and returns the winner per shape class. The planner of the
+ * device takes the picks at once; persist them with TuningCache.
+ */
+export async function autotuneMatmul(device: GpuDevice, shapes: readonly MatmulDims[], runs = 5): Promise<TuneResult[]> {
+  const planner: MatmulPlanner = (device.kernels as WebGpuKernels).matmuls;
+  const traits = traitsOf(device);
+  const results: TuneResult[] = [];
+  for (const dims of shapes) {
+    const a = device.empty([dims.m, dims.k], 'f32', 'tune/a');
+    const b = device.empty([dims.k, dims.n], 'f32', 'tune/b');
+    const timings: Record<string, number> = {};
+    try {
+      for (const variant of planner.catalog.filter((v) => v.supports(dims, traits))) {
+        const samples: number[] = [];
+        for (let i = 0; i <= runs; i++) {
+          device.enableProfiling(true);
+          const start = performance.now();
+          const out = await device.kernels.matmul(a, b, { variant: variant.name });
+          await device.sync();
+          const wall = performance.now() - start;
+          const spans = await device.takeSpans();
+          device.enableProfiling(false);
+          out.free();
+          const span = spans.find((s) => s.label.startsWith('matmul/'));
+          if (i > 0) samples.push(span && device.hasDeviceTimestamps ? (span.endNs - span.startNs) / 1e6 : wall);
+        }
+        timings[variant.name] = median(samples);
+      }
+    } finally {
+      device.enableProfiling(false);
+      a.free();
+      b.free();
+    }
+    const winner = Object.entries(timings).sort((x, y) => x[1] - y[1])[0]![0];
+    results.push({ shapeClass: shapeClass(dims), dims, winner, timings });
+  }
+  const picks: Record<string, string> = {};
+  for (const r of results) picks[r.shapeClass] = r.winner;
+  planner.setTuned({ ...planner.tunedPicks, ...picks } as TunedPicks);
+  return results;
+}

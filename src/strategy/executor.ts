@@ -1,0 +1,157 @@
+import type { CollectiveContext } from '../collectives/context.js';
+import { gatherToHost } from '../collectives/host-io.js';
+import type { DistributedTensor } from '../collectives/layout.js';
+import { redistribute } from '../collectives/redistribute.js';
+import { hostBytes } from '../collectives/traffic.js';
+import { HOST_LANE, type Lane, type PipelineElement, type Schedule } from './schedule.js';
+import type { StageRuntime } from './sharded-model.js';
+
+/** Host-clock interval of one communication of one microbatch, and the bytes it moved through the host. */
+export interface CommSpan {
+  readonly element: number;
+  readonly microbatch: number;
+  readonly startNs: number;
+  readonly endNs: number;
+  readonly hostBytes: number;
+}
+
+export interface ExecutionResult {
+  readonly startNs: number;
+  readonly endNs: number;
+  readonly comms: readonly CommSpan[];
+  /** The final output of each microbatch, on the host. */
+  readonly outputs: readonly Float32Array[];
+}
+
+export interface ExecutionInput {
+  readonly ctx: CollectiveContext;
+  readonly schedule: Schedule;
+  /** The runtime of each compute element, by element index. */
+  readonly runtimes: ReadonlyMap<number, StageRuntime>;
+  readonly ids: readonly Uint32Array[];
+  readonly seqLen: number;
+  readonly onProgress?: () => void;
+}
+
+interface Deferred<T> {
+  readonly promise: Promise<T>;
+  resolve(value: T): void;
+  reject(error: unknown): void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+/** Runs one element for one microbatch: a stage's forward on its devices, or a communication on the host. */
+async function runElement(
+  input: ExecutionInput,
+  element: PipelineElement,
+  microbatch: number,
+  previous: DistributedTensor | undefined,
+  comms: CommSpan[],
+): Promise<DistributedTensor> {
+  if (element.kind === 'compute') {
+    const runtime = input.runtimes.get(element.index)!;
+    const output = await runtime.forward(previous ?? input.ids[microbatch]!, microbatch, input.seqLen);
+    // Queued kernels still read it; WebGPU keeps a destroyed buffer alive until they finish.
+    previous?.free();
+    return output;
+  }
+  const consumer = input.runtimes.get(element.index + 1)!;
+  const startNs = performance.now() * 1e6;
+  const { output, traffic } = await redistribute(input.ctx, previous!, consumer.groupFor(microbatch), consumer.inputPlacement(), {
+    label: `${element.name}/mb${microbatch}`,
+    reduceOn: 'host',
+  });
+  previous!.free(output.shards);
+  comms.push({ element: element.index, microbatch, startNs, endNs: performance.now() * 1e6, hostBytes: hostBytes(traffic) });
+  return output;
+}
+
+/**
+ * Runs the schedule with every lane (device, host) working through its own action list at once: a device
+ * queues a stage's kernels as soon as its input is ready, so stages work on different microbatches
+ * together and the host's transfers overlap the devices' compute. A task that spans several lanes (a
+ * tensor-parallel stage) starts when each of them has reached it, which keeps every lane's order.
+ */
+export async function executePipelined(input: ExecutionInput): Promise<ExecutionResult> {
+  const { schedule } = input;
+  const key = (e: number, mb: number) => `${e}/${mb}`;
+  const results = new Map<string, Deferred<DistributedTensor>>();
+  const arrivals = new Map<string, Deferred<void>[]>();
+  const comms: CommSpan[] = [];
+  const outputs: Float32Array[] = [];
+  for (const list of schedule.actions.values()) {
+    for (const action of list) {
+      const k = key(action.element, action.microbatch);
+      if (!results.has(k)) results.set(k, deferred());
+      arrivals.set(k, [...(arrivals.get(k) ?? []), deferred()]);
+    }
+  }
+  const last = schedule.elements.length - 1;
+  const startNs = performance.now() * 1e6;
+  const lane = async (laneId: Lane) => {
+    for (const action of schedule.actions.get(laneId)!) {
+      const k = key(action.element, action.microbatch);
+      const lanesOfTask = arrivals.get(k)!;
+      const index = arrivalIndex(schedule, action.element, action.microbatch, laneId);
+      lanesOfTask[index]!.resolve();
+      const result = results.get(k)!;
+      const leader = index === 0;
+      if (leader) {
+        try {
+          await Promise.all(lanesOfTask.map((d) => d.promise));
+          const previous = action.element > 0 ? await results.get(key(action.element - 1, action.microbatch))!.promise : undefined;
+          const output = await runElement(input, schedule.elements[action.element]!, action.microbatch, previous, comms);
+          if (action.element === last) {
+            outputs[action.microbatch] = (await gatherToHost(output)) as Float32Array;
+            output.free();
+            input.onProgress?.();
+          }
+          result.resolve(output);
+        } catch (error) {
+          result.reject(error);
+          throw error;
+        }
+      } else {
+        await result.promise;
+      }
+    }
+  };
+  await Promise.all(schedule.lanes.map(lane));
+  return { startNs, endNs: performance.now() * 1e6, comms, outputs };
+}
+
+function arrivalIndex(schedule: Schedule, element: number, microbatch: number, laneId: Lane): number {
+  const lanes = schedule.lanes.filter((l) => schedule.actions.get(l)!.some((a) => a.element === element && a.microbatch === microbatch));
+  return lanes.indexOf(laneId);
+}
+
+/** The baseline: one microbatch at a time, each element finished (devices synced) before the next starts. */
+export async function executeSequential(input: ExecutionInput): Promise<ExecutionResult> {
+  const { schedule } = input;
+  const comms: CommSpan[] = [];
+  const outputs: Float32Array[] = [];
+  const startNs = performance.now() * 1e6;
+  for (let mb = 0; mb < schedule.microbatches; mb++) {
+    let current: DistributedTensor | undefined;
+    for (const element of schedule.elements) {
+      current = await runElement(input, element, mb, current, comms);
+      await current.group.sync();
+    }
+    outputs[mb] = (await gatherToHost(current!)) as Float32Array;
+    current!.free();
+    input.onProgress?.();
+  }
+  return { startNs, endNs: performance.now() * 1e6, comms, outputs };
+}
+
+export { HOST_LANE };

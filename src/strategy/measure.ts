@@ -1,0 +1,134 @@
+import type { Device, KernelSpan } from '../runtime/device.js';
+import type { ExecutionResult } from './executor.js';
+import type { PipelineElement } from './schedule.js';
+
+export interface DeviceMeasurement {
+  readonly device: number;
+  readonly name: string;
+  readonly busyMs: number;
+  readonly utilization: number;
+  readonly idleFraction: number;
+  readonly kernels: number;
+  readonly peakBytes: number;
+  readonly stages: readonly string[];
+}
+
+export interface ElementMeasurement {
+  readonly name: string;
+  readonly kind: 'compute' | 'comm';
+  /** Median over microbatches of the element's time: first kernel start to last kernel end on its devices, or the transfer's host time. */
+  readonly medianMs: number;
+  readonly perMicrobatchMs: readonly number[];
+  readonly hostBytesPerMicrobatch?: number;
+}
+
+export interface PipelineMeasurement {
+  readonly wallMs: number;
+  readonly devices: readonly DeviceMeasurement[];
+  readonly elements: readonly ElementMeasurement[];
+  readonly commMs: number;
+  readonly predictedMs: number;
+  readonly predictionErrorPercent: number;
+  readonly idealBubbleFraction: number;
+  readonly measuredBubbleFraction: number;
+  readonly samplesPerSecond: number;
+  readonly meanUtilization: number;
+}
+
+export interface Interval {
+  readonly startNs: number;
+  readonly endNs: number;
+}
+
+/** Total length of the union of intervals, clipped to [from, to]. */
+export function unionMs(intervals: readonly Interval[], from = Number.NEGATIVE_INFINITY, to = Number.POSITIVE_INFINITY): number {
+  const sorted = intervals
+    .map((i) => ({ startNs: Math.max(i.startNs, from), endNs: Math.min(i.endNs, to) }))
+    .filter((i) => i.endNs > i.startNs)
+    .sort((a, b) => a.startNs - b.startNs);
+  let total = 0;
+  let end = Number.NEGATIVE_INFINITY;
+  for (const i of sorted) {
+    if (i.startNs > end) {
+      total += i.endNs - i.startNs;
+      end = i.endNs;
+    } else if (i.endNs > end) {
+      total += i.endNs - end;
+      end = i.endNs;
+    }
+  }
+  return total / 1e6;
+}
+
+function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * Turns one run's kernel spans and transfer times into the figures of the report. The prediction is the
+ * fill-drain formula over the measured element times: sum(t_i) + (m - 1) * max(t_i).
+ */
+export function measurePipeline(
+  run: ExecutionResult,
+  spans: ReadonlyMap<Device, readonly KernelSpan[]>,
+  elements: readonly PipelineElement[],
+  microbatches: number,
+  batchSize: number,
+): PipelineMeasurement {
+  const wallMs = (run.endNs - run.startNs) / 1e6;
+  const devices: DeviceMeasurement[] = [...spans.entries()].map(([device, list]) => {
+    const busyMs = unionMs(list, run.startNs, run.endNs);
+    const stages = elements.filter((e) => e.kind === 'compute' && e.stage.devices.includes(device.id)).map((e) => e.name);
+    return {
+      device: device.id,
+      name: device.name,
+      busyMs,
+      utilization: busyMs / wallMs,
+      idleFraction: 1 - busyMs / wallMs,
+      kernels: list.length,
+      peakBytes: device.ledger.peakBytes,
+      stages,
+    };
+  });
+  const measured: ElementMeasurement[] = elements.map((element) => {
+    const perMb: number[] = [];
+    for (let mb = 0; mb < microbatches; mb++) {
+      if (element.kind === 'comm') {
+        const c = run.comms.find((x) => x.element === element.index && x.microbatch === mb);
+        if (c) perMb.push((c.endNs - c.startNs) / 1e6);
+        continue;
+      }
+      const tag = `${element.name}/mb${mb}`;
+      const mine = [...spans.values()].flat().filter((s) => s.tag === tag);
+      if (mine.length === 0) continue;
+      perMb.push((Math.max(...mine.map((s) => s.endNs)) - Math.min(...mine.map((s) => s.startNs))) / 1e6);
+    }
+    const bytes = element.kind === 'comm' ? run.comms.find((x) => x.element === element.index)?.hostBytes : undefined;
+    return {
+      name: element.name,
+      kind: element.kind,
+      medianMs: median(perMb),
+      perMicrobatchMs: perMb,
+      ...(bytes === undefined ? {} : { hostBytesPerMicrobatch: bytes }),
+    };
+  });
+  const times = measured.map((m) => m.medianMs);
+  const predictedMs = times.reduce((s, t) => s + t, 0) + (microbatches - 1) * Math.max(...times);
+  const p = elements.length;
+  const meanUtilization = devices.reduce((s, d) => s + d.utilization, 0) / Math.max(1, devices.length);
+  return {
+    wallMs,
+    devices,
+    elements: measured,
+    commMs: unionMs(run.comms),
+    predictedMs,
+    predictionErrorPercent: ((predictedMs - wallMs) / wallMs) * 100,
+    idealBubbleFraction: (p - 1) / (microbatches + p - 1),
+    measuredBubbleFraction: 1 - meanUtilization,
+    samplesPerSecond: batchSize / (wallMs / 1000),
+    meanUtilization,
+  };
+}

@@ -1,0 +1,67 @@
+import type { StagePlan } from './model-plan.js';
+import type { Strategy } from './schema.js';
+
+const F32 = 4;
+
+export interface DeviceMemory {
+  readonly device: number;
+  readonly weights: number;
+  readonly activations: number;
+  readonly staging: number;
+  readonly total: number;
+  /** The largest items, for the finding's message. */
+  readonly items: readonly { label: string; bytes: number }[];
+}
+
+export function tokensPerMicrobatch(strategy: Strategy): number {
+  return Math.ceil(strategy.batch.batch_size / strategy.batch.microbatches) * strategy.model.seq_len;
+}
+
+/** Weight bytes of one stage on the device at `rank` of its group. */
+export function stageWeightBytes(plan: StagePlan, rank: number): number {
+  const shard = plan.shardSizes[rank] ?? plan.shardSizes[0]!;
+  switch (plan.kind) {
+    case 'embedding':
+      return (plan.mode === 'column' ? plan.inFeatures * shard : shard * plan.outFeatures) * F32;
+    case 'linear':
+      return (plan.mode === 'column' ? (plan.inFeatures + 1) * shard : shard * plan.outFeatures + plan.outFeatures) * F32;
+    case 'aggregation':
+      return (2 * plan.inFeatures + plan.inFeatures * plan.outFeatures + plan.outFeatures) * F32;
+  }
+}
+
+/**
+ * What each device must hold to run the strategy: its weight shards, the activations of the microbatches
+ * in flight (an input and an output per stage it serves, twice over, since the pipeline fills the next
+ * while the last drains), and a staging buffer for its largest host transfer.
+ */
+export function estimateMemory(strategy: Strategy, plans: readonly StagePlan[]): DeviceMemory[] {
+  const tokens = tokensPerMicrobatch(strategy);
+  const sequences = Math.ceil(strategy.batch.batch_size / strategy.batch.microbatches);
+  const inFlight = Math.min(2, strategy.batch.microbatches);
+  const out: DeviceMemory[] = [];
+  for (let device = 0; device < strategy.hardware.device_count; device++) {
+    const items: { label: string; bytes: number }[] = [];
+    let weights = 0;
+    let activations = 0;
+    let staging = 0;
+    for (const plan of plans) {
+      const rank = plan.devices.indexOf(device);
+      if (rank < 0) continue;
+      const w = stageWeightBytes(plan, rank);
+      weights += w;
+      items.push({ label: `${plan.spec.name} weights`, bytes: w });
+      const shard = plan.shardSizes[rank] ?? plan.shardSizes[0]!;
+      const inWidth = plan.kind === 'embedding' ? 1 : plan.mode === 'row' ? shard : plan.inFeatures;
+      const outWidth = plan.mode === 'column' ? shard : plan.outFeatures;
+      const outRows = plan.kind === 'aggregation' ? sequences : tokens;
+      const a = (tokens * inWidth + outRows * outWidth) * F32 * inFlight;
+      activations += a;
+      items.push({ label: `${plan.spec.name} activations (${inFlight} microbatches)`, bytes: a });
+      staging = Math.max(staging, outRows * outWidth * F32, tokens * inWidth * F32);
+    }
+    items.sort((x, y) => y.bytes - x.bytes);
+    out.push({ device, weights, activations, staging, total: weights + activations + staging, items });
+  }
+  return out;
+}

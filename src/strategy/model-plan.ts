@@ -1,0 +1,124 @@
+import type { CommunicationSpec, StageSpec, Strategy } from './schema.js';
+
+/** Where a stage's output, or the input it needs, lives: a DTensor-like placement over a device group. */
+export type PlacementKind = 'shard' | 'replicate' | 'partial';
+
+export interface Layout {
+  readonly placement: PlacementKind;
+  readonly devices: readonly number[];
+}
+
+export type StageMode = 'column' | 'row' | 'single' | 'replicas';
+
+/** A stage with its sizes and layouts worked out: what the runner builds and the validator checks. */
+export interface StagePlan {
+  readonly spec: StageSpec;
+  readonly index: number;
+  readonly path: string;
+  readonly kind: 'embedding' | 'linear' | 'aggregation';
+  readonly mode: StageMode;
+  readonly devices: readonly number[];
+  /** Width of the stage's input rows (the vocabulary for an embedding) and of its output rows. */
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  /** Shard sizes of the split dimension per device (one entry of the whole dim when not split). */
+  readonly shardSizes: readonly number[];
+  readonly output: Layout;
+  /** Placements the stage can read its input in, on its own devices. */
+  readonly accepts: readonly PlacementKind[];
+  readonly activation: 'none' | 'relu' | 'gelu';
+}
+
+/** Splits `total` into `parts` near-equal sizes; the earlier parts take the remainder. */
+export function evenSizes(total: number, parts: number): number[] {
+  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+}
+
+export function stageDevices(spec: StageSpec): number[] {
+  if (spec.tensor_parallel) return [...spec.tensor_parallel.devices];
+  if (spec.data_parallel) return [...spec.data_parallel.devices];
+  return spec.device === undefined ? [0] : [spec.device];
+}
+
+function normalizeKind(kind: StageSpec['kind']): StagePlan['kind'] {
+  return kind === 'expert' ? 'linear' : kind;
+}
+
+/** Works out every stage's widths, shard sizes and layouts, in file order. Assumes a schema-valid file. */
+export function planStages(strategy: Strategy): StagePlan[] {
+  const plans: StagePlan[] = [];
+  let width = strategy.model.hidden_size;
+  strategy.stages.forEach((spec, index) => {
+    const kind = normalizeKind(spec.kind);
+    const tp = spec.tensor_parallel;
+    const devices = stageDevices(spec);
+    const mode: StageMode = tp ? tp.mode : spec.data_parallel && spec.data_parallel.devices.length > 1 ? 'replicas' : 'single';
+    const inFeatures = kind === 'embedding' ? strategy.model.vocab_size : width;
+    const outFeatures =
+      kind === 'embedding'
+        ? strategy.model.hidden_size
+        : kind === 'aggregation'
+          ? strategy.model.output_size
+          : (spec.out_features ?? strategy.model.ffn_size);
+    // Column splits the output dim; row splits the input dim (for an embedding: the vocabulary rows).
+    const splitTotal = mode === 'column' ? outFeatures : inFeatures;
+    const shardSizes =
+      tp?.sizes ?? (tp ? evenSizes(splitTotal, devices.length) : [mode === 'column' ? outFeatures : inFeatures]);
+    const output: Layout =
+      mode === 'column'
+        ? { placement: 'shard', devices }
+        : mode === 'row'
+          ? { placement: 'partial', devices }
+          : { placement: 'replicate', devices };
+    const accepts: PlacementKind[] =
+      kind === 'embedding' ? ['replicate'] : mode === 'row' ? (tp?.input_is_parallel ? ['shard'] : ['shard', 'replicate']) : ['replicate'];
+    plans.push({
+      spec,
+      index,
+      path: `$.stages[${index}]`,
+      kind,
+      mode,
+      devices,
+      inFeatures,
+      outFeatures,
+      shardSizes,
+      output,
+      accepts,
+      activation: spec.activation ?? 'none',
+    });
+    width = outFeatures;
+  });
+  return plans;
+}
+
+/** The layout a communication op turns its input into, on its destination group; null if the op cannot take the input. */
+export function applyCommunication(op: CommunicationSpec['op'], input: PlacementKind, to: readonly number[]): Layout | null {
+  const on = (placement: PlacementKind): Layout => ({ placement, devices: to });
+  switch (op) {
+    case 'all_gather':
+      return input === 'shard' ? on('replicate') : null;
+    case 'all_reduce':
+      return input === 'partial' ? on('replicate') : null;
+    case 'reduce':
+      return input === 'partial' && to.length === 1 ? on('replicate') : null;
+    case 'reduce_scatter':
+      return input === 'partial' ? on('shard') : null;
+    case 'broadcast':
+      return input === 'replicate' ? on('replicate') : null;
+    case 'scatter':
+      return input === 'replicate' ? on('shard') : null;
+    case 'send_recv':
+      return on(input);
+  }
+}
+
+/** The op that does turn `input` into one of the placements a stage accepts: the fix a finding suggests. */
+export function suggestCommunication(input: PlacementKind, accepts: readonly PlacementKind[]): CommunicationSpec['op'] | null {
+  if (input === 'shard') return accepts.includes('replicate') ? 'all_gather' : 'send_recv';
+  if (input === 'partial') return accepts.includes('replicate') ? 'all_reduce' : 'reduce_scatter';
+  return accepts.includes('replicate') ? 'broadcast' : 'scatter';
+}
+
+export function sameDevices(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}

@@ -1,0 +1,46 @@
+import type { Device, KernelSpan } from '../runtime/device.js';
+import type { ExecutionResult } from './executor.js';
+import type { PipelineElement } from './schedule.js';
+
+interface TraceEvent {
+  readonly name: string;
+  readonly ph: 'X' | 'M';
+  readonly pid: number;
+  readonly tid: number;
+  readonly ts?: number;
+  readonly dur?: number;
+  readonly cat?: string;
+  readonly args?: Record<string, unknown>;
+}
+
+const HOST_TID = 1000;
+
+/** The run as a Chrome trace (opens in Perfetto): one track per device with its kernels, one for the host's transfers. */
+export function chromeTrace(
+  run: ExecutionResult,
+  spans: ReadonlyMap<Device, readonly KernelSpan[]>,
+  elements: readonly PipelineElement[],
+): { traceEvents: TraceEvent[]; displayTimeUnit: 'ms' } {
+  const us = (ns: number) => (ns - run.startNs) / 1000;
+  const events: TraceEvent[] = [{ name: 'process_name', ph: 'M', pid: 1, tid: 0, args: { name: 'webgpu-parallel run' } }];
+  for (const [device, list] of spans) {
+    events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: device.id, args: { name: `${device.name} (${device.adapter.name})` } });
+    for (const s of list) {
+      events.push({ name: s.label, cat: s.tag, ph: 'X', pid: 1, tid: device.id, ts: us(s.startNs), dur: (s.endNs - s.startNs) / 1000, args: { stage: s.tag } });
+    }
+  }
+  events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: HOST_TID, args: { name: 'host (transfers)' } });
+  for (const c of run.comms) {
+    events.push({
+      name: `${elements[c.element]!.name}/mb${c.microbatch}`,
+      cat: 'communication',
+      ph: 'X',
+      pid: 1,
+      tid: HOST_TID,
+      ts: us(c.startNs),
+      dur: (c.endNs - c.startNs) / 1000,
+      args: { hostBytes: c.hostBytes },
+    });
+  }
+  return { traceEvents: events, displayTimeUnit: 'ms' };
+}
