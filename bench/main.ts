@@ -30,7 +30,10 @@ const records: BenchRecord[] = [];
 const sink = (record: BenchRecord) => {
   records.push(record);
   if (options.json) process.stdout.write(`${JSON.stringify(record)}\n`);
-  else process.stderr.write(`  ${record.suite} ${record.name}${record.median_ms === undefined ? '' : ` ${Number(record.median_ms).toFixed(3)} ms`}\n`);
+  else
+    process.stderr.write(
+      `  ${record.suite} ${record.name}${record.median_ms === undefined ? '' : ` ${Number(record.median_ms).toFixed(3)} ms`}\n`,
+    );
 };
 
 if (suites.has('matmul')) {

@@ -15,7 +15,12 @@ export interface MatmulShape {
 
 /** Square sizes, and the layers of a small model (tokens × hidden 256, FFN 1024, vocab 1000). */
 export function matmulShapes(quick: boolean): MatmulShape[] {
-  const squares = (quick ? [256, 512, 1024] : [256, 512, 1024, 2048]).map((s) => ({ label: `square${s}`, m: s, n: s, k: s }));
+  const squares = (quick ? [256, 512, 1024] : [256, 512, 1024, 2048]).map((s) => ({
+    label: `square${s}`,
+    m: s,
+    n: s,
+    k: s,
+  }));
   return [
     ...squares,
     { label: 'ffn_up_256tok', m: 256, k: 256, n: 1024 },
@@ -31,7 +36,12 @@ export const gflops = (m: number, n: number, k: number, ms: number) => (2 * m * 
  * Every matmul variant the device can run, and the autotuner's pick, on each shape: the result checked
  * against the reference, then the median of `runs` timed calls after a warm-up (submit to completion).
  */
-export async function benchMatmulVariants(device: GpuDevice, shapes: readonly MatmulShape[], sink: BenchSink, runs: number) {
+export async function benchMatmulVariants(
+  device: GpuDevice,
+  shapes: readonly MatmulShape[],
+  sink: BenchSink,
+  runs: number,
+) {
   const planner = (device.kernels as WebGpuKernels).matmuls;
   const traits = traitsOf(device);
   const tunedMs = new Map<string, number>();

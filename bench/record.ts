@@ -15,11 +15,29 @@ export type BenchSink = (record: BenchRecord) => void;
  * Times `body` with tinybench: `warmup` untimed calls, then at least `runs` timed ones; returns the median
  * in milliseconds (host clock, each call awaited to completion).
  */
-export async function timeMedian(name: string, body: () => Promise<unknown>, runs = 5, warmup = 1): Promise<number> {
-  const bench = new Bench({ iterations: runs, warmupIterations: warmup, time: 0, warmupTime: 0, throws: true });
+export async function timeMedian(
+  name: string,
+  body: () => Promise<unknown>,
+  runs = 5,
+  warmup = 1,
+): Promise<number> {
+  const bench = new Bench({
+    iterations: runs,
+    warmupIterations: warmup,
+    time: 0,
+    warmupTime: 0,
+    throws: true,
+  });
   bench.add(name, body);
   await bench.run();
   const result = bench.tasks[0]!.result;
   if (result.state !== 'completed') throw new Error(`benchmark ${name} did not complete (${result.state})`);
   return result.latency.p50;
+}
+
+/** Median of the samples (the mean of the middle two for an even count). */
+export function median(samples: readonly number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

@@ -9,9 +9,16 @@ const main = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const args = process.argv.slice(2);
 const verbose = args.includes('--verbose') || args.includes('-v');
 // Dawn logs as `Warning: ...` with an indented source location after it; the loader as `[Loader Message]`.
-const NATIVE_NOISE = [/^Warning: /, /third_party\/dawn\//, /^(WARNING|INFO|ERROR): \[Loader Message\]/, /^MESA: /];
+const NATIVE_NOISE = [
+  /^Warning: /,
+  /third_party\/dawn\//,
+  /^(WARNING|INFO|ERROR): \[Loader Message\]/,
+  /^MESA: /,
+];
 
-const child = spawn(process.execPath, [main, ...args], { stdio: ['inherit', 'inherit', verbose ? 'inherit' : 'pipe'] });
+const child = spawn(process.execPath, [main, ...args], {
+  stdio: ['inherit', 'inherit', verbose ? 'inherit' : 'pipe'],
+});
 if (!verbose) {
   let dropping = false;
   createInterface({ input: child.stderr }).on('line', (line) => {

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isParallelError } from '../src/errors.js';
-import { MemoryLedger } from '../src/runtime/memory-ledger.js';
-import { DeviceGroup } from '../src/runtime/device-group.js';
 import { specialize } from '../src/kernels/webgpu/shader-source.js';
+import { DeviceGroup } from '../src/runtime/device-group.js';
+import { MemoryLedger } from '../src/runtime/memory-ledger.js';
 import type { GpuDevice } from '../src/runtime/webgpu/gpu-device.js';
 import { openTestGroup, TEST_BACKEND, webGpuAvailable } from './support/devices.js';
 
@@ -72,7 +72,9 @@ describe.skipIf(!available)(`device errors on ${TEST_BACKEND}`, () => {
   it('a WGSL error is SHADER_COMPILE naming the kernel', async () => {
     const device = group.devices[0] as GpuDevice;
     if (device.backend !== 'webgpu') return;
-    const error = await device.pipelines.get({ key: 'broken/test', code: () => 'fn main( {' }).catch((e) => e);
+    const error = await device.pipelines
+      .get({ key: 'broken/test', code: () => 'fn main( {' })
+      .catch((e) => e);
     expect(isParallelError(error, 'SHADER_COMPILE')).toBe(true);
     expect(String(error.message)).toMatch(/broken\/test/);
   });

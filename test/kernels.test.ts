@@ -101,10 +101,14 @@ describe.skipIf(!available)(`kernels on ${TEST_BACKEND}`, () => {
       const tx = device().upload(x, [rows, cols], 'x');
       const tg = device().upload(gamma, [cols], 'gamma');
       const tb = device().upload(beta, [cols], 'beta');
-      expectClose(await (await device().kernels.layerNorm(tx, tg, tb)).read(), layerNormRef(x, rows, cols, gamma, beta, 1e-5), {
-        rtol: 1e-4,
-        atol: 1e-4,
-      });
+      expectClose(
+        await (await device().kernels.layerNorm(tx, tg, tb)).read(),
+        layerNormRef(x, rows, cols, gamma, beta, 1e-5),
+        {
+          rtol: 1e-4,
+          atol: 1e-4,
+        },
+      );
       expectClose(await (await device().kernels.softmax(tx)).read(), softmaxRef(x, rows, cols), REDUCTION);
     }
   });

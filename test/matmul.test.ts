@@ -29,7 +29,14 @@ describe.skipIf(!available)(`matmul on ${TEST_BACKEND}`, () => {
   });
   afterAll(() => group?.destroy());
 
-  async function check(m: number, k: number, n: number, variant?: string, activation: Activation = 'none', withBias = false) {
+  async function check(
+    m: number,
+    k: number,
+    n: number,
+    variant?: string,
+    activation: Activation = 'none',
+    withBias = false,
+  ) {
     const device = group.devices[0]!;
     const a = randomArray(m * k, m * 7 + k);
     const b = randomArray(k * n, n * 13 + k);
@@ -41,7 +48,10 @@ describe.skipIf(!available)(`matmul on ${TEST_BACKEND}`, () => {
     const got = await out.read();
     expect(out.shape).toEqual([m, n]);
     const scale = matmulMagnitude(a, b, m, n, k);
-    if (bias) scale.forEach((s, i) => { scale[i] = s + Math.abs(bias[i % n]!); });
+    if (bias)
+      scale.forEach((s, i) => {
+        scale[i] = s + Math.abs(bias[i % n]!);
+      });
     expectClose(got, matmulRef(a, b, m, n, k, bias, activation), matmulTolerance(k), scale);
     for (const t of [ta, tb, tbias, out]) t?.free();
   }

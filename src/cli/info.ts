@@ -27,7 +27,10 @@ export function formatInfo(info: SystemInfo): string {
       lines.push(`  ${name}: ${shown}`);
     }
   });
-  lines.push('', 'Each adapter opens as many logical devices as a strategy asks for (one device per adapter request).');
+  lines.push(
+    '',
+    'Each adapter opens as many logical devices as a strategy asks for (one device per adapter request).',
+  );
   return `${lines.join('\n')}\n`;
 }
 

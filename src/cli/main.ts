@@ -1,18 +1,15 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import { isParallelError } from '../errors.js';
 import { describeSystem } from '../runtime/system-info.js';
 import { formatInfo } from './info.js';
-
-/** Parses an integer option, with the option's name in the error. */
-export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new InvalidArgumentError(`'${value}' is not a positive integer`);
-  return n;
-}
+import { addStrategyCommands } from './strategy-commands.js';
+import { addTuneCommand } from './tune-command.js';
 
 export function buildProgram(): Command {
   const program = new Command('webgpu-parallel')
-    .description('Run tensor- and pipeline-parallel strategies on WebGPU devices and report what was measured.')
+    .description(
+      'Run tensor- and pipeline-parallel strategies on WebGPU devices and report what was measured.',
+    )
     .option('-v, --verbose', "show Dawn's and the Vulkan loader's own messages")
     .showHelpAfterError();
 
@@ -25,14 +22,18 @@ export function buildProgram(): Command {
       process.stdout.write(options.json ? `${JSON.stringify(info, null, 2)}\n` : formatInfo(info));
     });
 
+  addStrategyCommands(program);
+  addTuneCommand(program);
   return program;
 }
 
 /** The CLI: a typed error prints its code, place and fix, never a stack trace; anything else prints one line. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
-    await buildProgram().exitOverride().parseAsync([...argv], { from: 'user' });
-    return 0;
+    await buildProgram()
+      .exitOverride()
+      .parseAsync([...argv], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (isParallelError(error)) {
       process.stderr.write(`${error.describe()}\n`);

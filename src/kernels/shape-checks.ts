@@ -26,9 +26,13 @@ export function checkDType(op: string, t: Tensor, dtype: DType): void {
 export function asMatrix(op: string, t: Tensor): { rows: number; cols: number } {
   if (t.shape.length === 1) return { rows: 1, cols: t.shape[0]! };
   if (t.shape.length !== 2) {
-    throw new ParallelError('SHAPE', `${op}: '${t.label}' must be a matrix, got shape ${formatShape(t.shape)}`, {
-      where: op,
-    });
+    throw new ParallelError(
+      'SHAPE',
+      `${op}: '${t.label}' must be a matrix, got shape ${formatShape(t.shape)}`,
+      {
+        where: op,
+      },
+    );
   }
   return { rows: t.shape[0]!, cols: t.shape[1]! };
 }
@@ -52,9 +56,13 @@ export function matmulDims(a: Tensor, b: Tensor, bias?: Tensor): MatmulDims {
     );
   }
   if (bias && (bias.size !== B.cols || bias.dtype !== 'f32')) {
-    throw new ParallelError('SHAPE', `matmul: bias '${bias.label}' must hold ${B.cols} f32 values, got ${formatShape(bias.shape)}`, {
-      where: 'matmul',
-    });
+    throw new ParallelError(
+      'SHAPE',
+      `matmul: bias '${bias.label}' must hold ${B.cols} f32 values, got ${formatShape(bias.shape)}`,
+      {
+        where: 'matmul',
+      },
+    );
   }
   return { m: A.rows, n: B.cols, k: A.cols };
 }
@@ -74,7 +82,8 @@ export function addPeriod(a: Tensor, b: Tensor): number {
   checkDType('add', a, 'f32');
   checkDType('add', b, 'f32');
   const A = asMatrix('add', a);
-  if (b.size === A.cols && (b.shape.length === 1 || (b.shape.length === 2 && b.shape[0] === 1))) return A.cols;
+  if (b.size === A.cols && (b.shape.length === 1 || (b.shape.length === 2 && b.shape[0] === 1)))
+    return A.cols;
   if (a.size === b.size) {
     sameShape('add', a, b);
     return a.size;
@@ -86,13 +95,20 @@ export function addPeriod(a: Tensor, b: Tensor): number {
   );
 }
 
-export function groupRows(x: Tensor, rowsPerGroup: number | undefined): { groups: number; rowsPerGroup: number; cols: number } {
+export function groupRows(
+  x: Tensor,
+  rowsPerGroup: number | undefined,
+): { groups: number; rowsPerGroup: number; cols: number } {
   const X = asMatrix('meanRows', x);
   const per = rowsPerGroup ?? X.rows;
   if (!Number.isSafeInteger(per) || per <= 0 || X.rows % per !== 0) {
-    throw new ParallelError('SHAPE', `meanRows: ${X.rows} rows of '${x.label}' do not split into groups of ${per}`, {
-      where: 'meanRows',
-    });
+    throw new ParallelError(
+      'SHAPE',
+      `meanRows: ${X.rows} rows of '${x.label}' do not split into groups of ${per}`,
+      {
+        where: 'meanRows',
+      },
+    );
   }
   return { groups: X.rows / per, rowsPerGroup: per, cols: X.cols };
 }
@@ -101,15 +117,22 @@ export function layerNormDims(x: Tensor, gamma: Tensor, beta: Tensor): { rows: n
   const X = asMatrix('layerNorm', x);
   for (const p of [gamma, beta]) {
     if (p.size !== X.cols) {
-      throw new ParallelError('SHAPE', `layerNorm: '${p.label}' must hold ${X.cols} values, got ${formatShape(p.shape)}`, {
-        where: 'layerNorm',
-      });
+      throw new ParallelError(
+        'SHAPE',
+        `layerNorm: '${p.label}' must hold ${X.cols} values, got ${formatShape(p.shape)}`,
+        {
+          where: 'layerNorm',
+        },
+      );
     }
   }
   return X;
 }
 
-export function embeddingDims(table: Tensor, ids: Tensor): { vocabRows: number; hidden: number; tokens: number } {
+export function embeddingDims(
+  table: Tensor,
+  ids: Tensor,
+): { vocabRows: number; hidden: number; tokens: number } {
   const T = asMatrix('embedding', table);
   checkDType('embedding', ids, 'u32');
   checkDType('embedding', table, 'f32');

@@ -46,11 +46,16 @@ export class DeviceGroup {
       throw new ParallelError('INVALID_ARGUMENT', `device count must be a positive integer, got ${count}`);
     }
     const budgets = Array.from({ length: count }, (_, i) =>
-      typeof options.memoryBudgetBytes === 'number' ? options.memoryBudgetBytes : options.memoryBudgetBytes?.[i],
+      typeof options.memoryBudgetBytes === 'number'
+        ? options.memoryBudgetBytes
+        : options.memoryBudgetBytes?.[i],
     );
     const backend = options.backend ?? 'auto';
     if (backend === 'cpu') {
-      return new DeviceGroup(budgets.map((budget, id) => new CpuDevice(id, budget)), true);
+      return new DeviceGroup(
+        budgets.map((budget, id) => new CpuDevice(id, budget)),
+        true,
+      );
     }
     if (backend === 'webgpu' || backend === 'auto') {
       const { openWebGpuDevices } = await import('./webgpu/open-webgpu.js');
@@ -66,7 +71,8 @@ export class DeviceGroup {
         });
         return new DeviceGroup(devices, true);
       } catch (error) {
-        if (backend === 'webgpu' || !(error instanceof ParallelError) || error.code !== 'NO_ADAPTER') throw error;
+        if (backend === 'webgpu' || !(error instanceof ParallelError) || error.code !== 'NO_ADAPTER')
+          throw error;
       }
     }
     const { openGpuJsDevices } = await import('./gpujs/open-gpujs.js');

@@ -1,7 +1,17 @@
+import { ParallelError } from '../errors.js';
 import type { Kernels } from '../kernels/kernels.js';
 import type { AdapterSummary, BackendName, Device, KernelSpan } from './device.js';
 import { MemoryLedger } from './memory-ledger.js';
-import { type DType, dtypeOf, elementCount, type HostArray, type Shape, Tensor } from './tensor.js';
+import {
+  checkShape,
+  type DType,
+  dtypeOf,
+  elementCount,
+  formatShape,
+  type HostArray,
+  type Shape,
+  Tensor,
+} from './tensor.js';
 
 /** A tensor whose storage is a host array: the CPU reference's and gpu.js's. */
 export class HostTensor extends Tensor {
@@ -41,6 +51,16 @@ export abstract class HostDevice implements Device {
   }
 
   upload(data: HostArray, shape: Shape, label: string): HostTensor {
+    checkShape(shape, label);
+    if (data.length !== elementCount(shape)) {
+      throw new ParallelError(
+        'SHAPE',
+        `'${label}': ${data.length} values do not fill shape ${formatShape(shape)}`,
+        {
+          where: this.name,
+        },
+      );
+    }
     const copy = data instanceof Uint32Array ? new Uint32Array(data) : new Float32Array(data);
     return new HostTensor(this, copy, shape, label);
   }

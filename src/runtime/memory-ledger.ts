@@ -19,9 +19,13 @@ export class MemoryLedger {
 
   constructor(deviceName: string, budgetBytes: number = Number.POSITIVE_INFINITY) {
     if (!(budgetBytes > 0)) {
-      throw new ParallelError('INVALID_ARGUMENT', `memory budget must be a positive number of bytes, got ${budgetBytes}`, {
-        where: deviceName,
-      });
+      throw new ParallelError(
+        'INVALID_ARGUMENT',
+        `memory budget must be a positive number of bytes, got ${budgetBytes}`,
+        {
+          where: deviceName,
+        },
+      );
     }
     this.deviceName = deviceName;
     this.budgetBytes = budgetBytes;
@@ -42,14 +46,19 @@ export class MemoryLedger {
   /** Reserves bytes and returns a handle for `release`; throws MEMORY_BUDGET without reserving anything. */
   reserve(bytes: number, label: string): number {
     if (!Number.isSafeInteger(bytes) || bytes < 0) {
-      throw new ParallelError('INVALID_ARGUMENT', `cannot reserve ${bytes} bytes for ${label}`, { where: this.deviceName });
+      throw new ParallelError('INVALID_ARGUMENT', `cannot reserve ${bytes} bytes for ${label}`, {
+        where: this.deviceName,
+      });
     }
     if (this.used + bytes > this.budgetBytes) {
       throw new ParallelError(
         'MEMORY_BUDGET',
         `${this.deviceName}: allocating ${bytes} bytes for '${label}' would exceed the budget ` +
           `(${this.used} bytes in use, budget ${this.budgetBytes} bytes)`,
-        { where: this.deviceName, fix: 'raise the memory budget, shard the tensor over more devices, or use fewer microbatches in flight' },
+        {
+          where: this.deviceName,
+          fix: 'raise the memory budget, shard the tensor over more devices, or use fewer microbatches in flight',
+        },
       );
     }
     const handle = this.nextHandle++;

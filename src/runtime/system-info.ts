@@ -13,7 +13,8 @@ export async function describeSystem(): Promise<SystemInfo> {
   const adapters: AdapterSummary[] = [];
   for (const adapterName of names.length > 0 ? names : [undefined]) {
     const opened = await requestAdapter({ adapterName }).catch(() => null);
-    if (opened) adapters.push(summarizeAdapter(opened.adapter, process.platform === 'linux' ? 'vulkan' : 'auto'));
+    if (opened)
+      adapters.push(summarizeAdapter(opened.adapter, process.platform === 'linux' ? 'vulkan' : 'auto'));
   }
   return { webgpu: adapters, noAdapterHelp: adapters.length === 0 ? NO_ADAPTER_HELP : null };
 }

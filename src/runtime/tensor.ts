@@ -16,9 +16,13 @@ export function elementCount(shape: Shape): number {
 
 export function checkShape(shape: Shape, where: string): void {
   if (shape.length === 0 || shape.some((dim) => !Number.isSafeInteger(dim) || dim <= 0)) {
-    throw new ParallelError('SHAPE', `invalid shape [${shape.join(', ')}]: every dimension must be a positive integer`, {
-      where,
-    });
+    throw new ParallelError(
+      'SHAPE',
+      `invalid shape [${shape.join(', ')}]: every dimension must be a positive integer`,
+      {
+        where,
+      },
+    );
   }
 }
 

@@ -67,12 +67,24 @@ async function runElement(
   }
   const consumer = input.runtimes.get(element.index + 1)!;
   const startNs = performance.now() * 1e6;
-  const { output, traffic } = await redistribute(input.ctx, previous!, consumer.groupFor(microbatch), consumer.inputPlacement(), {
-    label: `${element.name}/mb${microbatch}`,
-    reduceOn: 'host',
-  });
+  const { output, traffic } = await redistribute(
+    input.ctx,
+    previous!,
+    consumer.groupFor(microbatch),
+    consumer.inputPlacement(),
+    {
+      label: `${element.name}/mb${microbatch}`,
+      reduceOn: 'host',
+    },
+  );
   previous!.free(output.shards);
-  comms.push({ element: element.index, microbatch, startNs, endNs: performance.now() * 1e6, hostBytes: hostBytes(traffic) });
+  comms.push({
+    element: element.index,
+    microbatch,
+    startNs,
+    endNs: performance.now() * 1e6,
+    hostBytes: hostBytes(traffic),
+  });
   return output;
 }
 
@@ -109,8 +121,17 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
       if (leader) {
         try {
           await Promise.all(lanesOfTask.map((d) => d.promise));
-          const previous = action.element > 0 ? await results.get(key(action.element - 1, action.microbatch))!.promise : undefined;
-          const output = await runElement(input, schedule.elements[action.element]!, action.microbatch, previous, comms);
+          const previous =
+            action.element > 0
+              ? await results.get(key(action.element - 1, action.microbatch))!.promise
+              : undefined;
+          const output = await runElement(
+            input,
+            schedule.elements[action.element]!,
+            action.microbatch,
+            previous,
+            comms,
+          );
           if (action.element === last) {
             outputs[action.microbatch] = (await gatherToHost(output)) as Float32Array;
             output.free();
@@ -131,7 +152,9 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
 }
 
 function arrivalIndex(schedule: Schedule, element: number, microbatch: number, laneId: Lane): number {
-  const lanes = schedule.lanes.filter((l) => schedule.actions.get(l)!.some((a) => a.element === element && a.microbatch === microbatch));
+  const lanes = schedule.lanes.filter((l) =>
+    schedule.actions.get(l)!.some((a) => a.element === element && a.microbatch === microbatch),
+  );
   return lanes.indexOf(laneId);
 }
 

@@ -16,6 +16,9 @@ export function hasErrors(findings: readonly Finding[]): boolean {
 export function formatFindings(file: string, findings: readonly Finding[]): string {
   if (findings.length === 0) return `${file}: no findings\n`;
   return `${findings
-    .map((f) => `${file}: ${f.severity} ${f.code} at ${f.path}\n  ${f.message}${f.fix ? `\n  fix: ${f.fix}` : ''}`)
+    .map(
+      (f) =>
+        `${file}: ${f.severity} ${f.code} at ${f.path}\n  ${f.message}${f.fix ? `\n  fix: ${f.fix}` : ''}`,
+    )
     .join('\n')}\n`;
 }

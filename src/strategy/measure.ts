@@ -41,7 +41,11 @@ export interface Interval {
 }
 
 /** Total length of the union of intervals, clipped to [from, to]. */
-export function unionMs(intervals: readonly Interval[], from = Number.NEGATIVE_INFINITY, to = Number.POSITIVE_INFINITY): number {
+export function unionMs(
+  intervals: readonly Interval[],
+  from = Number.NEGATIVE_INFINITY,
+  to = Number.POSITIVE_INFINITY,
+): number {
   const sorted = intervals
     .map((i) => ({ startNs: Math.max(i.startNs, from), endNs: Math.min(i.endNs, to) }))
     .filter((i) => i.endNs > i.startNs)
@@ -81,7 +85,9 @@ export function measurePipeline(
   const wallMs = (run.endNs - run.startNs) / 1e6;
   const devices: DeviceMeasurement[] = [...spans.entries()].map(([device, list]) => {
     const busyMs = unionMs(list, run.startNs, run.endNs);
-    const stages = elements.filter((e) => e.kind === 'compute' && e.stage.devices.includes(device.id)).map((e) => e.name);
+    const stages = elements
+      .filter((e) => e.kind === 'compute' && e.stage.devices.includes(device.id))
+      .map((e) => e.name);
     return {
       device: device.id,
       name: device.name,
@@ -106,7 +112,8 @@ export function measurePipeline(
       if (mine.length === 0) continue;
       perMb.push((Math.max(...mine.map((s) => s.endNs)) - Math.min(...mine.map((s) => s.startNs))) / 1e6);
     }
-    const bytes = element.kind === 'comm' ? run.comms.find((x) => x.element === element.index)?.hostBytes : undefined;
+    const bytes =
+      element.kind === 'comm' ? run.comms.find((x) => x.element === element.index)?.hostBytes : undefined;
     return {
       name: element.name,
       kind: element.kind,

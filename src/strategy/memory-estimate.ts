@@ -24,7 +24,11 @@ export function stageWeightBytes(plan: StagePlan, rank: number): number {
     case 'embedding':
       return (plan.mode === 'column' ? plan.inFeatures * shard : shard * plan.outFeatures) * F32;
     case 'linear':
-      return (plan.mode === 'column' ? (plan.inFeatures + 1) * shard : shard * plan.outFeatures + plan.outFeatures) * F32;
+      return (
+        (plan.mode === 'column'
+          ? (plan.inFeatures + 1) * shard
+          : shard * plan.outFeatures + plan.outFeatures) * F32
+      );
     case 'aggregation':
       return (2 * plan.inFeatures + plan.inFeatures * plan.outFeatures + plan.outFeatures) * F32;
   }

@@ -52,7 +52,11 @@ export function planStages(strategy: Strategy): StagePlan[] {
     const kind = normalizeKind(spec.kind);
     const tp = spec.tensor_parallel;
     const devices = stageDevices(spec);
-    const mode: StageMode = tp ? tp.mode : spec.data_parallel && spec.data_parallel.devices.length > 1 ? 'replicas' : 'single';
+    const mode: StageMode = tp
+      ? tp.mode
+      : spec.data_parallel && spec.data_parallel.devices.length > 1
+        ? 'replicas'
+        : 'single';
     const inFeatures = kind === 'embedding' ? strategy.model.vocab_size : width;
     const outFeatures =
       kind === 'embedding'
@@ -63,7 +67,8 @@ export function planStages(strategy: Strategy): StagePlan[] {
     // Column splits the output dim; row splits the input dim (for an embedding: the vocabulary rows).
     const splitTotal = mode === 'column' ? outFeatures : inFeatures;
     const shardSizes =
-      tp?.sizes ?? (tp ? evenSizes(splitTotal, devices.length) : [mode === 'column' ? outFeatures : inFeatures]);
+      tp?.sizes ??
+      (tp ? evenSizes(splitTotal, devices.length) : [mode === 'column' ? outFeatures : inFeatures]);
     const output: Layout =
       mode === 'column'
         ? { placement: 'shard', devices }
@@ -71,7 +76,13 @@ export function planStages(strategy: Strategy): StagePlan[] {
           ? { placement: 'partial', devices }
           : { placement: 'replicate', devices };
     const accepts: PlacementKind[] =
-      kind === 'embedding' ? ['replicate'] : mode === 'row' ? (tp?.input_is_parallel ? ['shard'] : ['shard', 'replicate']) : ['replicate'];
+      kind === 'embedding'
+        ? ['replicate']
+        : mode === 'row'
+          ? tp?.input_is_parallel
+            ? ['shard']
+            : ['shard', 'replicate']
+          : ['replicate'];
     plans.push({
       spec,
       index,
@@ -92,7 +103,11 @@ export function planStages(strategy: Strategy): StagePlan[] {
 }
 
 /** The layout a communication op turns its input into, on its destination group; null if the op cannot take the input. */
-export function applyCommunication(op: CommunicationSpec['op'], input: PlacementKind, to: readonly number[]): Layout | null {
+export function applyCommunication(
+  op: CommunicationSpec['op'],
+  input: PlacementKind,
+  to: readonly number[],
+): Layout | null {
   const on = (placement: PlacementKind): Layout => ({ placement, devices: to });
   switch (op) {
     case 'all_gather':
@@ -113,7 +128,10 @@ export function applyCommunication(op: CommunicationSpec['op'], input: Placement
 }
 
 /** The op that does turn `input` into one of the placements a stage accepts: the fix a finding suggests. */
-export function suggestCommunication(input: PlacementKind, accepts: readonly PlacementKind[]): CommunicationSpec['op'] | null {
+export function suggestCommunication(
+  input: PlacementKind,
+  accepts: readonly PlacementKind[],
+): CommunicationSpec['op'] | null {
   if (input === 'shard') return accepts.includes('replicate') ? 'all_gather' : 'send_recv';
   if (input === 'partial') return accepts.includes('replicate') ? 'all_reduce' : 'reduce_scatter';
   return accepts.includes('replicate') ? 'broadcast' : 'scatter';

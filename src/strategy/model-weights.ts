@@ -1,4 +1,10 @@
-import { layerNormRef, matmulRef, meanRowsRef, softmaxRef, embeddingRef } from '../kernels/reference/reference-ops.js';
+import {
+  embeddingRef,
+  layerNormRef,
+  matmulRef,
+  meanRowsRef,
+  softmaxRef,
+} from '../kernels/reference/reference-ops.js';
 import type { StagePlan } from './model-plan.js';
 import type { Strategy } from './schema.js';
 
@@ -38,7 +44,12 @@ export function randomWeights(plans: readonly StagePlan[], seed: number): StageW
     if (plan.kind === 'embedding') return { w };
     const b = uniform(plan.outFeatures, 0.1, random);
     if (plan.kind === 'linear') return { w, b };
-    return { w, b, gamma: uniform(plan.inFeatures, 0.5, random).map((x) => 1 + x), beta: uniform(plan.inFeatures, 0.1, random) };
+    return {
+      w,
+      b,
+      gamma: uniform(plan.inFeatures, 0.5, random).map((x) => 1 + x),
+      beta: uniform(plan.inFeatures, 0.1, random),
+    };
   });
 }
 
@@ -57,7 +68,12 @@ export const LAYER_NORM_EPS = 1e-5;
  * The whole model on one host, unsharded, with the reference kernels: what every sharded run is compared
  * with. Aggregation = mean over each sequence, layer norm, output projection, softmax.
  */
-export function referenceForward(plans: readonly StagePlan[], weights: readonly StageWeights[], ids: Uint32Array, seqLen: number): Float32Array {
+export function referenceForward(
+  plans: readonly StagePlan[],
+  weights: readonly StageWeights[],
+  ids: Uint32Array,
+  seqLen: number,
+): Float32Array {
   let x: Float32Array = new Float32Array(0);
   let rows = ids.length;
   plans.forEach((plan, i) => {
@@ -77,5 +93,3 @@ export function referenceForward(plans: readonly StagePlan[], weights: readonly 
   });
   return x;
 }
-
-

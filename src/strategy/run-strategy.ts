@@ -1,12 +1,17 @@
 import { CollectiveContext } from '../collectives/context.js';
 import { ParallelError } from '../errors.js';
 import type { TuningCache } from '../kernels/webgpu/tuning-cache.js';
-import { type BackendChoice, DeviceGroup } from '../runtime/device-group.js';
 import type { Device, KernelSpan } from '../runtime/device.js';
-import { type ExecutionInput, type ExecutionResult, executePipelined, executeSequential } from './executor.js';
+import { type BackendChoice, DeviceGroup } from '../runtime/device-group.js';
+import {
+  type ExecutionInput,
+  type ExecutionResult,
+  executePipelined,
+  executeSequential,
+} from './executor.js';
 import { type Finding, hasErrors } from './findings.js';
 import { measurePipeline, type PipelineMeasurement } from './measure.js';
-import { estimateMemory, type DeviceMemory } from './memory-estimate.js';
+import { type DeviceMemory, estimateMemory } from './memory-estimate.js';
 import { randomIds, randomWeights, referenceForward, type StageWeights } from './model-weights.js';
 import { buildSchedule, dryRun, pipelineElements, type Schedule } from './schedule.js';
 import type { Strategy } from './schema.js';
@@ -56,11 +61,17 @@ async function takeAllSpans(devices: readonly Device[]): Promise<Map<Device, Ker
  * real devices (a warm-up microbatch, the pipelined run, and the one-by-one baseline), and measures it.
  */
 export async function runStrategy(input: unknown, options: RunOptions = {}): Promise<StrategyRun> {
-  const validation = validateStrategy(input, { memoryCapBytes: options.memoryCapBytes, microbatches: options.microbatches });
+  const validation = validateStrategy(input, {
+    memoryCapBytes: options.memoryCapBytes,
+    microbatches: options.microbatches,
+  });
   if (!validation.strategy || hasErrors(validation.findings)) {
     const first = validation.findings.find((f) => f.severity === 'error')!;
     throw Object.assign(
-      new ParallelError('STRATEGY', `the strategy is not valid: ${first.message}`, { where: first.path, fix: first.fix }),
+      new ParallelError('STRATEGY', `the strategy is not valid: ${first.message}`, {
+        where: first.path,
+        fix: first.fix,
+      }),
       { findings: validation.findings },
     );
   }
@@ -88,7 +99,10 @@ export async function runStrategy(input: unknown, options: RunOptions = {}): Pro
     for (const element of elements) {
       if (element.kind !== 'compute') continue;
       const plan = element.stage;
-      runtimes.set(element.index, new StageRuntime(plan, group.select(plan.devices), weights[plan.index]!, previousBias));
+      runtimes.set(
+        element.index,
+        new StageRuntime(plan, group.select(plan.devices), weights[plan.index]!, previousBias),
+      );
       previousBias = StageRuntime.rowBias(plan, weights[plan.index]!);
     }
     const total = m * (options.sequentialBaseline === false ? 1 : 2);
@@ -124,7 +138,8 @@ export async function runStrategy(input: unknown, options: RunOptions = {}): Pro
       const want = referenceForward(plans, weights, mbIds, strategy.model.seq_len);
       for (const got of [pipelinedRun.outputs[mb], sequentialRun?.outputs[mb]]) {
         if (!got) continue;
-        for (let i = 0; i < want.length; i++) maxAbsError = Math.max(maxAbsError, Math.abs(got[i]! - want[i]!));
+        for (let i = 0; i < want.length; i++)
+          maxAbsError = Math.max(maxAbsError, Math.abs(got[i]! - want[i]!));
       }
     });
     const first = group.devices[0]!;

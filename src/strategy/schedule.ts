@@ -5,7 +5,13 @@ import type { CommunicationSpec } from './schema.js';
 /** A step of the forward pipeline: a stage's compute, or a communication run by the host. */
 export type PipelineElement =
   | { readonly kind: 'compute'; readonly index: number; readonly name: string; readonly stage: StagePlan }
-  | { readonly kind: 'comm'; readonly index: number; readonly name: string; readonly comm: CommunicationSpec; readonly commIndex: number };
+  | {
+      readonly kind: 'comm';
+      readonly index: number;
+      readonly name: string;
+      readonly comm: CommunicationSpec;
+      readonly commIndex: number;
+    };
 
 export const HOST_LANE = 'host';
 export type Lane = number | typeof HOST_LANE;
@@ -30,7 +36,8 @@ export interface Schedule {
   readonly steps: number;
 }
 
-export const actionId = (element: number, microbatch: number, lane: Lane) => `e${element}/mb${microbatch}/${lane}`;
+export const actionId = (element: number, microbatch: number, lane: Lane) =>
+  `e${element}/mb${microbatch}/${lane}`;
 
 /** The devices that run element `e` for microbatch `mb`: all of a tensor-parallel group, one replica of a data-parallel stage. */
 export function lanesOf(element: PipelineElement, microbatch: number): Lane[] {
@@ -79,7 +86,7 @@ export function dryRun(schedule: Schedule): string[] {
     for (const lane of schedule.lanes) {
       const list = schedule.actions.get(lane)!;
       const next = list[cursor.get(lane)!];
-      if (next && next.deps.every((d) => done.has(d))) {
+      if (next?.deps.every((d) => done.has(d))) {
         done.add(next.id);
         order.push(next.id);
         cursor.set(lane, cursor.get(lane)! + 1);
@@ -90,7 +97,9 @@ export function dryRun(schedule: Schedule): string[] {
       const waits = schedule.lanes
         .map((lane) => {
           const next = schedule.actions.get(lane)![cursor.get(lane)!];
-          return next ? `${laneName(lane)} waits at ${next.id} for ${next.deps.filter((d) => !done.has(d)).join(', ')}` : null;
+          return next
+            ? `${laneName(lane)} waits at ${next.id} for ${next.deps.filter((d) => !done.has(d)).join(', ')}`
+            : null;
         })
         .filter(Boolean);
       throw new ParallelError('SCHEDULE', `the schedule deadlocks: ${waits.join('; ')}`, {
@@ -112,12 +121,13 @@ export function formatScheduleGrid(schedule: Schedule): string {
   for (let step = 0; step < schedule.steps; step++) {
     rows.push([
       String(step),
-      ...schedule.lanes.map((lane) =>
-        schedule.actions
-          .get(lane)!
-          .filter((a) => a.step === step)
-          .map((a) => `${schedule.elements[a.element]!.name}:${a.microbatch}`)
-          .join(' ') || '.',
+      ...schedule.lanes.map(
+        (lane) =>
+          schedule.actions
+            .get(lane)!
+            .filter((a) => a.step === step)
+            .map((a) => `${schedule.elements[a.element]!.name}:${a.microbatch}`)
+            .join(' ') || '.',
       ),
     ]);
   }
@@ -129,14 +139,20 @@ export function formatScheduleGrid(schedule: Schedule): string {
  * The pipeline's elements in order: each stage, then the communication that carries its output on (the
  * first unused one whose source group is the stage's devices, as validation matched them).
  */
-export function pipelineElements(stages: readonly StagePlan[], communications: readonly CommunicationSpec[]): PipelineElement[] {
+export function pipelineElements(
+  stages: readonly StagePlan[],
+  communications: readonly CommunicationSpec[],
+): PipelineElement[] {
   const elements: PipelineElement[] = [];
   const used = new Set<number>();
   stages.forEach((stage, i) => {
     elements.push({ kind: 'compute', index: elements.length, name: stage.spec.name, stage });
     if (i === stages.length - 1) return;
     const commIndex = communications.findIndex(
-      (c, j) => !used.has(j) && c.from.length === stage.devices.length && c.from.every((d, k) => d === stage.devices[k]),
+      (c, j) =>
+        !used.has(j) &&
+        c.from.length === stage.devices.length &&
+        c.from.every((d, k) => d === stage.devices[k]),
     );
     if (commIndex < 0) return;
     used.add(commIndex);

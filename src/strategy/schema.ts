@@ -9,12 +9,21 @@ import { z } from 'zod';
  */
 
 const deviceId = z.number().int().min(0).max(1023);
-const positive = z.number().int().positive().max(1 << 30);
+const positive = z
+  .number()
+  .int()
+  .positive()
+  .max(1 << 30);
 
 export const TensorParallelSchema = z
   .object({
     mode: z.enum(['column', 'row']).describe('column: W split on its output dim; row: on its input dim'),
-    split_dim: z.number().int().min(0).max(1).describe('1 for column-parallel, 0 for row-parallel (of W [in, out])'),
+    split_dim: z
+      .number()
+      .int()
+      .min(0)
+      .max(1)
+      .describe('1 for column-parallel, 0 for row-parallel (of W [in, out])'),
     devices: z.array(deviceId).min(1).describe('the ordered device group'),
     sizes: z.array(positive).optional().describe('explicit shard sizes per device, summing to the split dim'),
     input_is_parallel: z
@@ -36,7 +45,10 @@ export const StageSchema = z
     name: z.string().min(1).max(128),
     kind: z.enum(['embedding', 'linear', 'expert', 'aggregation']),
     device: deviceId.optional().describe('the device the stage lives on when it is not split'),
-    input: z.string().optional().describe('the stage whose output this stage reads (default: the previous stage)'),
+    input: z
+      .string()
+      .optional()
+      .describe('the stage whose output this stage reads (default: the previous stage)'),
     out_features: positive.optional().describe('linear/expert: output width (default: model.ffn_size)'),
     activation: z.enum(['none', 'relu', 'gelu']).optional(),
     tensor_parallel: TensorParallelSchema.optional(),
@@ -60,7 +72,13 @@ export const StrategySchema = z
     hardware: z
       .object({
         device_count: positive.max(64),
-        memory_per_device_bytes: positive.max(2 ** 46).or(z.number().int().positive().max(2 ** 46)),
+        memory_per_device_bytes: positive.max(2 ** 46).or(
+          z
+            .number()
+            .int()
+            .positive()
+            .max(2 ** 46),
+        ),
       })
       .strict(),
     model: z

@@ -1,9 +1,9 @@
 import { DistributedTensor, Partial, type Placement, Replicate, Shard } from '../collectives/layout.js';
-import type { DeviceGroup } from '../runtime/device-group.js';
 import type { Device } from '../runtime/device.js';
+import type { DeviceGroup } from '../runtime/device-group.js';
 import type { Tensor } from '../runtime/tensor.js';
-import { LAYER_NORM_EPS, type StageWeights } from './model-weights.js';
 import type { StagePlan } from './model-plan.js';
+import { LAYER_NORM_EPS, type StageWeights } from './model-weights.js';
 
 /** Columns [start, start + width) of a row-major [rows, cols] matrix. */
 function columns(m: Float32Array, rows: number, cols: number, start: number, width: number): Float32Array {
@@ -34,7 +34,12 @@ export class StageRuntime {
   readonly group: DeviceGroup;
   private readonly shards: DeviceShard[];
 
-  constructor(plan: StagePlan, group: DeviceGroup, weights: StageWeights, previousRowBias: Float32Array | undefined) {
+  constructor(
+    plan: StagePlan,
+    group: DeviceGroup,
+    weights: StageWeights,
+    previousRowBias: Float32Array | undefined,
+  ) {
     this.plan = plan;
     this.group = group;
     const { inFeatures: rowsIn, outFeatures: cols } = plan;
@@ -50,7 +55,11 @@ export class StageRuntime {
         w = device.upload(columns(weights.w, rowsIn, cols, start, size), [rowsIn, size], `${label}/w`);
         if (weights.b) b = device.upload(weights.b.subarray(start, start + size), [size], `${label}/b`);
       } else if (plan.mode === 'row') {
-        w = device.upload(weights.w.subarray(start * cols, (start + size) * cols), [size, cols], `${label}/w`);
+        w = device.upload(
+          weights.w.subarray(start * cols, (start + size) * cols),
+          [size, cols],
+          `${label}/w`,
+        );
       } else {
         w = device.upload(weights.w, [rowsIn, cols], `${label}/w`);
         if (weights.b) b = device.upload(weights.b, [cols], `${label}/b`);
@@ -75,11 +84,17 @@ export class StageRuntime {
 
   /** The layout this stage reads its input in: the shards of a row split, else whole on each device. */
   inputPlacement(): Placement {
-    return this.plan.mode === 'row' && this.plan.kind !== 'embedding' ? Shard(1, this.plan.shardSizes) : Replicate();
+    return this.plan.mode === 'row' && this.plan.kind !== 'embedding'
+      ? Shard(1, this.plan.shardSizes)
+      : Replicate();
   }
 
   /** Runs the stage on every device of `groupFor(mb)`; kernels are queued, not awaited to completion. */
-  async forward(input: DistributedTensor | Uint32Array, microbatch: number, seqLen: number): Promise<DistributedTensor> {
+  async forward(
+    input: DistributedTensor | Uint32Array,
+    microbatch: number,
+    seqLen: number,
+  ): Promise<DistributedTensor> {
     const group = this.groupFor(microbatch);
     const plan = this.plan;
     const outputs = await Promise.all(
@@ -90,7 +105,10 @@ export class StageRuntime {
         const tag = `${plan.spec.name}/mb${microbatch}`;
         if (input instanceof Uint32Array) {
           const ids = device.upload(input, [input.length], `${tag}/ids`);
-          const out = await k.embedding(shard.w, ids, { rowOffset: plan.mode === 'row' ? shard.rowOffset : 0, label: `${tag}/out` });
+          const out = await k.embedding(shard.w, ids, {
+            rowOffset: plan.mode === 'row' ? shard.rowOffset : 0,
+            label: `${tag}/out`,
+          });
           ids.free();
           return out;
         }
@@ -102,7 +120,11 @@ export class StageRuntime {
         }
         let out: Tensor;
         if (plan.kind === 'linear') {
-          out = await k.matmul(x, shard.w, { bias: shard.b, activation: plan.mode === 'row' ? 'none' : plan.activation, label: `${tag}/out` });
+          out = await k.matmul(x, shard.w, {
+            bias: shard.b,
+            activation: plan.mode === 'row' ? 'none' : plan.activation,
+            label: `${tag}/out`,
+          });
         } else {
           const mean = await k.meanRows(x, seqLen, `${tag}/mean`);
           const normed = await k.layerNorm(mean, shard.gamma!, shard.beta!, LAYER_NORM_EPS, `${tag}/norm`);

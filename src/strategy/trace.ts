@@ -22,11 +22,28 @@ export function chromeTrace(
   elements: readonly PipelineElement[],
 ): { traceEvents: TraceEvent[]; displayTimeUnit: 'ms' } {
   const us = (ns: number) => (ns - run.startNs) / 1000;
-  const events: TraceEvent[] = [{ name: 'process_name', ph: 'M', pid: 1, tid: 0, args: { name: 'webgpu-parallel run' } }];
+  const events: TraceEvent[] = [
+    { name: 'process_name', ph: 'M', pid: 1, tid: 0, args: { name: 'webgpu-parallel run' } },
+  ];
   for (const [device, list] of spans) {
-    events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: device.id, args: { name: `${device.name} (${device.adapter.name})` } });
+    events.push({
+      name: 'thread_name',
+      ph: 'M',
+      pid: 1,
+      tid: device.id,
+      args: { name: `${device.name} (${device.adapter.name})` },
+    });
     for (const s of list) {
-      events.push({ name: s.label, cat: s.tag, ph: 'X', pid: 1, tid: device.id, ts: us(s.startNs), dur: (s.endNs - s.startNs) / 1000, args: { stage: s.tag } });
+      events.push({
+        name: s.label,
+        cat: s.tag,
+        ph: 'X',
+        pid: 1,
+        tid: device.id,
+        ts: us(s.startNs),
+        dur: (s.endNs - s.startNs) / 1000,
+        args: { stage: s.tag },
+      });
     }
   }
   events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: HOST_TID, args: { name: 'host (transfers)' } });

@@ -40,11 +40,13 @@ export function parseStrategyText(text: string): { value: unknown; findings: Fin
   try {
     return { value: JSON.parse(text), findings: [] };
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    // V8 quotes the whole text in some messages ("Unexpected token ..., "<text>" is not valid JSON").
+    const message = (error instanceof Error ? error.message : String(error)).replace(/, ".*" is not valid JSON$/s, '');
     const at = /position (\d+)/.exec(message);
+    const offset = at ? Number(at[1]) : jsonErrorOffset(text);
     let where = '';
-    if (at) {
-      const before = text.slice(0, Number(at[1]));
+    if (offset >= 0) {
+      const before = text.slice(0, offset);
       where = ` (line ${before.split('\n').length}, column ${before.length - before.lastIndexOf('\n')})`;
     }
     return {
@@ -52,6 +54,68 @@ export function parseStrategyText(text: string): { value: unknown; findings: Fin
       findings: [{ code: 'JSON_SYNTAX', severity: 'error', path: '$', message: `not valid JSON${where}: ${message}`, fix: 'fix the JSON syntax' }],
     };
   }
+}
+
+/** Offset of the first character at which `text` stops being JSON, or -1: Node 20's V8 omits it for an unexpected token. */
+function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const fail = (): never => {
+    throw i;
+  };
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const expect = (c: string) => (text[i] === c ? i++ : fail());
+  const word = (w: string) => {
+    for (const c of w) expect(c);
+  };
+  const string = () => {
+    expect('"');
+    while (text[i] !== '"') {
+      if (i >= text.length || text.charCodeAt(i) < 0x20) fail();
+      i += text[i] === '\\' ? 2 : 1;
+    }
+    i++;
+  };
+  const list = (close: string, item: () => void) => {
+    i++;
+    ws();
+    if (text[i] === close) return void i++;
+    for (;;) {
+      item();
+      ws();
+      if (text[i] === close) return void i++;
+      expect(',');
+      ws();
+    }
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      return list('}', () => {
+        string();
+        ws();
+        expect(':');
+        value();
+      });
+    }
+    if (c === '[') return list(']', value);
+    if (c === '"') return string();
+    if (c === 't' || c === 'f' || c === 'n') return word(c === 't' ? 'true' : c === 'f' ? 'false' : 'null');
+    const number = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+    number.lastIndex = i;
+    if (!number.test(text)) fail();
+    i = number.lastIndex;
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail();
+  } catch (at) {
+    return typeof at === 'number' ? Math.min(at, text.length) : -1;
+  }
+  return -1;
 }
 
 /** Every check: the schema, then devices, splits, layouts across communications, batch and memory. */
@@ -67,18 +131,19 @@ export function validateStrategy(value: unknown, options: { memoryCapBytes?: num
   const add = (f: Finding) => findings.push(f);
   const count = strategy.hardware.device_count;
 
+  const checkId = (id: number, path: string) => {
+    if (id >= count) {
+      add({
+        code: 'DEVICE_OUT_OF_RANGE',
+        severity: 'error',
+        path,
+        message: `device ${id} does not exist: hardware.device_count is ${count} (ids 0..${count - 1})`,
+        fix: `use an id below ${count}, or raise hardware.device_count`,
+      });
+    }
+  };
   const checkIds = (ids: readonly number[], path: string) => {
-    ids.forEach((id, i) => {
-      if (id >= count) {
-        add({
-          code: 'DEVICE_OUT_OF_RANGE',
-          severity: 'error',
-          path: `${path}[${i}]`,
-          message: `device ${id} does not exist: hardware.device_count is ${count} (ids 0..${count - 1})`,
-          fix: `use an id below ${count}, or raise hardware.device_count`,
-        });
-      }
-    });
+    ids.forEach((id, i) => checkId(id, `${path}[${i}]`));
     if (new Set(ids).size !== ids.length) {
       add({ code: 'DUPLICATE_DEVICE', severity: 'error', path, message: `device group [${ids.join(', ')}] lists a device twice`, fix: 'list each device once' });
     }
@@ -99,7 +164,7 @@ export function validateStrategy(value: unknown, options: { memoryCapBytes?: num
 
   strategy.stages.forEach((stage, i) => {
     const path = `$.stages[${i}]`;
-    if (stage.device !== undefined) checkIds([stage.device], `${path}.device`);
+    if (stage.device !== undefined) checkId(stage.device, `${path}.device`);
     const tp = stage.tensor_parallel;
     if (tp) {
       checkIds(tp.devices, `${path}.tensor_parallel.devices`);
@@ -239,7 +304,7 @@ function checkFlow(strategy: Strategy, plans: readonly StagePlan[], add: (f: Fin
         add({ code: 'COMMUNICATION_TARGET', severity: 'error', path: `${path}.to`, message: `'${comm.name}' delivers to [${comm.to.join(', ')}] but '${consumer.spec.name}' runs on [${consumer.devices.join(', ')}]`, fix: `set "to": [${consumer.devices.join(', ')}]` });
         continue;
       }
-    } else if (!sameDevices(layout.devices, consumer.devices) || layout.placement !== 'replicate' || !consumer.accepts.includes(layout.placement)) {
+    } else if (!passesDirectly(producer, consumer)) {
       const fix = suggestCommunication(layout.placement, consumer.accepts);
       add({
         code: 'INPUT_NOT_PRODUCED',
@@ -260,6 +325,16 @@ function checkFlow(strategy: Strategy, plans: readonly StagePlan[], add: (f: Fin
       add({ code: 'COMMUNICATION_UNUSED', severity: 'error', path: `$.communications[${j}].from`, message: `no stage runs on [${c.from.join(', ')}] to feed '${c.name}' (or an earlier communication already takes that output)`, fix: 'set from to the devices of the stage whose output it moves, or remove it' });
     }
   });
+}
+
+/**
+ * With no communication between them, a stage's output goes on as it is: replicated on the same devices,
+ * or (Megatron's column→row MLP) sharded on the last dim exactly as the row-parallel stage splits its input.
+ */
+function passesDirectly(producer: StagePlan, consumer: StagePlan): boolean {
+  const { placement, devices } = producer.output;
+  if (!sameDevices(devices, consumer.devices) || !consumer.accepts.includes(placement)) return false;
+  return placement === 'replicate' || (placement === 'shard' && sameDevices(producer.shardSizes, consumer.shardSizes));
 }
 
 function describeLayout(layout: Layout): string {

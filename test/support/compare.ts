@@ -33,11 +33,14 @@ export function expectClose(
     worst = Math.max(worst, err);
     if (!(err <= limit)) {
       count++;
-      if (bad.length < 5) bad.push(`  [${i}] got ${a}, want ${e} (|diff| ${err.toExponential(2)} > ${limit.toExponential(2)})`);
+      if (bad.length < 5)
+        bad.push(`  [${i}] got ${a}, want ${e} (|diff| ${err.toExponential(2)} > ${limit.toExponential(2)})`);
     }
   }
   if (count > 0) {
-    expect.fail(`${count} of ${expected.length} values differ (worst |diff| ${worst.toExponential(2)}):\n${bad.join('\n')}`);
+    expect.fail(
+      `${count} of ${expected.length} values differ (worst |diff| ${worst.toExponential(2)}):\n${bad.join('\n')}`,
+    );
   }
 }
 
@@ -56,7 +59,13 @@ export function randomArray(n: number, seed: number): Float32Array {
 }
 
 /** Sum over k of |a[i, k] * b[k, j]|: the magnitude a matmul's rounding error scales with. */
-export function matmulMagnitude(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float64Array {
+export function matmulMagnitude(
+  a: Float32Array,
+  b: Float32Array,
+  m: number,
+  n: number,
+  k: number,
+): Float64Array {
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let p = 0; p < k; p++) {

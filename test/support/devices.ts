@@ -19,6 +19,14 @@ export async function webGpuAvailable(): Promise<boolean> {
   return opened !== null;
 }
 
+/** gpu.js mode when TEST_BACKEND is gpujs (WEBGPU_PARALLEL_TEST_GPUJS_MODE=cpu|webasm; default: webasm where it runs). */
+const TEST_GPUJS_MODE = process.env.WEBGPU_PARALLEL_TEST_GPUJS_MODE as 'webasm' | 'cpu' | undefined;
+
 export function openTestGroup(count: number, budget?: number): Promise<DeviceGroup> {
-  return DeviceGroup.open({ count, backend: TEST_BACKEND, memoryBudgetBytes: budget });
+  return DeviceGroup.open({
+    count,
+    backend: TEST_BACKEND,
+    memoryBudgetBytes: budget,
+    gpujsMode: TEST_GPUJS_MODE,
+  });
 }

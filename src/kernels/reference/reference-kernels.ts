@@ -1,6 +1,11 @@
-import { DEFAULT_LAYER_NORM_EPS, type EmbeddingOptions, type Kernels, type MatmulOptions } from '../kernels.js';
 import type { HostDevice, HostTensor } from '../../runtime/host-device.js';
 import type { Tensor } from '../../runtime/tensor.js';
+import {
+  DEFAULT_LAYER_NORM_EPS,
+  type EmbeddingOptions,
+  type Kernels,
+  type MatmulOptions,
+} from '../kernels.js';
 import {
   addPeriod,
   asMatrix,
@@ -73,7 +78,13 @@ export class ReferenceKernels implements Kernels {
     );
   }
 
-  async layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = DEFAULT_LAYER_NORM_EPS, label = 'layerNorm'): Promise<Tensor> {
+  async layerNorm(
+    x: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    eps = DEFAULT_LAYER_NORM_EPS,
+    label = 'layerNorm',
+  ): Promise<Tensor> {
     checkOperands('layerNorm', this.device, [x, gamma, beta]);
     const { rows, cols } = layerNormDims(x, gamma, beta);
     return this.device.timed('layerNorm', () =>
@@ -84,6 +95,8 @@ export class ReferenceKernels implements Kernels {
   async softmax(x: Tensor, label = 'softmax'): Promise<Tensor> {
     checkOperands('softmax', this.device, [x]);
     const { rows, cols } = asMatrix('softmax', x);
-    return this.device.timed('softmax', () => this.device.adopt(softmaxRef(f32(x), rows, cols), x.shape, label));
+    return this.device.timed('softmax', () =>
+      this.device.adopt(softmaxRef(f32(x), rows, cols), x.shape, label),
+    );
   }
 }

@@ -13,7 +13,7 @@ export function gelu(x: number): number {
 }
 
 export function activate(x: number, activation: Activation): number {
-  if (activation === 'relu') return x > 0 ? x : 0;
+  if (activation === 'relu') return Math.max(x, 0);
   if (activation === 'gelu') return gelu(x);
   return x;
 }
@@ -42,7 +42,13 @@ export function matmulRef(
   return out;
 }
 
-export function embeddingRef(table: Float32Array, hidden: number, vocabRows: number, ids: Uint32Array, rowOffset = 0): Float32Array {
+export function embeddingRef(
+  table: Float32Array,
+  hidden: number,
+  vocabRows: number,
+  ids: Uint32Array,
+  rowOffset = 0,
+): Float32Array {
   const out = new Float32Array(ids.length * hidden);
   ids.forEach((id, t) => {
     const r = id - rowOffset;
@@ -71,7 +77,12 @@ export function sumRef(inputs: readonly Float32Array[]): Float32Array {
   return out;
 }
 
-export function meanRowsRef(x: Float32Array, groups: number, rowsPerGroup: number, cols: number): Float32Array {
+export function meanRowsRef(
+  x: Float32Array,
+  groups: number,
+  rowsPerGroup: number,
+  cols: number,
+): Float32Array {
   const out = new Float32Array(groups * cols);
   for (let g = 0; g < groups; g++) {
     for (let c = 0; c < cols; c++) {

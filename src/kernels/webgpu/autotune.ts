@@ -24,7 +24,11 @@ function median(values: number[]): number {
  * timestamp queries where the device has them) and returns the winner per shape class. The planner of the
  * device takes the picks at once; persist them with TuningCache.
  */
-export async function autotuneMatmul(device: GpuDevice, shapes: readonly MatmulDims[], runs = 5): Promise<TuneResult[]> {
+export async function autotuneMatmul(
+  device: GpuDevice,
+  shapes: readonly MatmulDims[],
+  runs = 5,
+): Promise<TuneResult[]> {
   const planner: MatmulPlanner = (device.kernels as WebGpuKernels).matmuls;
   const traits = traitsOf(device);
   const results: TuneResult[] = [];
@@ -45,7 +49,8 @@ export async function autotuneMatmul(device: GpuDevice, shapes: readonly MatmulD
           device.enableProfiling(false);
           out.free();
           const span = spans.find((s) => s.label.startsWith('matmul/'));
-          if (i > 0) samples.push(span && device.hasDeviceTimestamps ? (span.endNs - span.startNs) / 1e6 : wall);
+          if (i > 0)
+            samples.push(span && device.hasDeviceTimestamps ? (span.endNs - span.startNs) / 1e6 : wall);
         }
         timings[variant.name] = median(samples);
       }

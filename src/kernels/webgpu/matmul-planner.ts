@@ -62,9 +62,13 @@ export class MatmulPlanner {
         });
       }
       if (!variant.supports(dims, traits)) {
-        throw new ParallelError('INVALID_ARGUMENT', `matmul variant ${variant.name} cannot run on ${device.name}`, {
-          fix: 'it needs subgroups of a fixed size that this adapter does not have',
-        });
+        throw new ParallelError(
+          'INVALID_ARGUMENT',
+          `matmul variant ${variant.name} cannot run on ${device.name}`,
+          {
+            fix: 'it needs subgroups of a fixed size that this adapter does not have',
+          },
+        );
       }
       return variant;
     }
@@ -82,10 +86,14 @@ export class MatmulPlanner {
     const y = Math.ceil(dims.m / variant.tile.rows);
     const max = traitsOf(device).maxWorkgroupsPerDimension;
     if (x > max || y > max) {
-      throw new ParallelError('SHAPE', `matmul ${dims.m}×${dims.k}×${dims.n} needs ${x}×${y} workgroups, over ${max}`, {
-        where: key,
-        fix: 'split the matmul over more devices or along M',
-      });
+      throw new ParallelError(
+        'SHAPE',
+        `matmul ${dims.m}×${dims.k}×${dims.n} needs ${x}×${y} workgroups, over ${max}`,
+        {
+          where: key,
+          fix: 'split the matmul over more devices or along M',
+        },
+      );
     }
     const params = new Uint32Array([dims.m, dims.n, dims.k, 0]);
     await device.dispatch({
@@ -93,7 +101,11 @@ export class MatmulPlanner {
         key,
         code: () => specialize('matmul', loadShader('matmul'), { ...variant.template, VEC_B: vecB }),
         entryPoint: variant.entryPoint,
-        constants: { ...variant.constants, ACTIVATION: ACTIVATION_CODE[io.activation], HAS_BIAS: hasBias ? 1 : 0 },
+        constants: {
+          ...variant.constants,
+          ACTIVATION: ACTIVATION_CODE[io.activation],
+          HAS_BIAS: hasBias ? 1 : 0,
+        },
       },
       params: params.buffer,
       // Without a bias the slot still needs a buffer; A is bound read-only twice, which WebGPU allows.

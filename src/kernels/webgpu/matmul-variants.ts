@@ -81,14 +81,21 @@ export function matmulCatalog(): MatmulVariant[] {
 }
 
 export function findVariant(catalog: readonly MatmulVariant[], name: string): MatmulVariant | undefined {
-  return catalog.find((v) => v.name === name) ?? catalog.find((v) => v.name.startsWith(`${name}/`) || v.kind === name);
+  return (
+    catalog.find((v) => v.name === name) ??
+    catalog.find((v) => v.name.startsWith(`${name}/`) || v.kind === name)
+  );
 }
 
 /**
  * The pick without tuning, per kind of adapter: a few rows go to small_m; CPU Vulkan takes the register
  * tile its subgroup size allows; a GPU takes shared memory tiles.
  */
-export function defaultVariant(dims: MatmulDims, traits: MatmulDeviceTraits, catalog: readonly MatmulVariant[]): MatmulVariant {
+export function defaultVariant(
+  dims: MatmulDims,
+  traits: MatmulDeviceTraits,
+  catalog: readonly MatmulVariant[],
+): MatmulVariant {
   const usable = catalog.filter((v) => v.supports(dims, traits));
   const pick = (name: string) => usable.find((v) => v.name.startsWith(name));
   if (dims.m <= 4) return pick(`small_m/tm${dims.m <= 1 ? 1 : 4}`) ?? usable[0]!;

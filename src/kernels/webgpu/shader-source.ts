@@ -40,7 +40,7 @@ export function specialize(name: string, code: string, values: Readonly<Record<s
   const fail = (message: string): never => {
     throw new ParallelError('SHADER_COMPILE', `shader ${name}: ${message}`);
   };
-  const valueOf = (key: string): number => {
+  const valueFor = (key: string): number => {
     const value = values[key];
     if (value === undefined || !Number.isSafeInteger(value) || value < 0) {
       return fail(`template value ${key} must be a non-negative integer, got ${value}`);
@@ -54,19 +54,22 @@ export function specialize(name: string, code: string, values: Readonly<Record<s
       const branch = IF_BLOCK.exec(text);
       if (!branch) break;
       const [whole, key, yes, no = ''] = branch as unknown as [string, string, string, string | undefined];
-      text = text.replace(whole, () => (valueOf(key) !== 0 ? yes : no));
+      text = text.replace(whole, () => (valueFor(key) !== 0 ? yes : no));
     }
     for (;;) {
       const loop = FOR_BLOCK.exec(text);
       if (!loop) break;
       const [whole, index, countKey, body] = loop as unknown as [string, string, string, string];
-      const copies = Array.from({ length: valueOf(countKey) }, (_, i) => expand(body, { ...locals, [index]: i }));
+      const copies = Array.from({ length: valueFor(countKey) }, (_, i) =>
+        expand(body, { ...locals, [index]: i }),
+      );
       text = text.replace(whole, () => copies.join(''));
     }
-    return text.replace(VALUE, (_, key: string) => String(locals[key] ?? valueOf(key)));
+    return text.replace(VALUE, (_, key: string) => String(locals[key] ?? valueFor(key)));
   };
   const out = expand(code, {});
-  if (/\{\{/.test(out)) fail(`unbalanced template block near '${out.slice(out.indexOf('{{'), out.indexOf('{{') + 40)}'`);
+  if (/\{\{/.test(out))
+    fail(`unbalanced template block near '${out.slice(out.indexOf('{{'), out.indexOf('{{') + 40)}'`);
   const unused = Object.keys(values).filter((k) => !used.has(k));
   if (unused.length > 0) fail(`template values ${unused.join(', ')} are not used`);
   return out;

@@ -1,8 +1,13 @@
 import { ParallelError } from '../../errors.js';
+import type { Tensor } from '../../runtime/tensor.js';
 import type { GpuDevice } from '../../runtime/webgpu/gpu-device.js';
 import type { GpuTensor } from '../../runtime/webgpu/gpu-tensor.js';
-import type { Tensor } from '../../runtime/tensor.js';
-import { DEFAULT_LAYER_NORM_EPS, type EmbeddingOptions, type Kernels, type MatmulOptions } from '../kernels.js';
+import {
+  DEFAULT_LAYER_NORM_EPS,
+  type EmbeddingOptions,
+  type Kernels,
+  type MatmulOptions,
+} from '../kernels.js';
 import {
   addPeriod,
   asMatrix,
@@ -64,7 +69,10 @@ export class WebGpuKernels implements Kernels {
     const { vocabRows, hidden, tokens } = embeddingDims(table, ids);
     const rowOffset = options.rowOffset ?? 0;
     if (!Number.isSafeInteger(rowOffset) || rowOffset < 0) {
-      throw new ParallelError('INVALID_ARGUMENT', `embedding: rowOffset must be a non-negative integer, got ${rowOffset}`);
+      throw new ParallelError(
+        'INVALID_ARGUMENT',
+        `embedding: rowOffset must be a non-negative integer, got ${rowOffset}`,
+      );
     }
     return this.run(
       'embedding',
@@ -121,7 +129,7 @@ export class WebGpuKernels implements Kernels {
     const first = sumInputs(inputs);
     if (inputs.length === 1) return this.scale(first, 1, label);
     let acc: Tensor | undefined;
-    let rest = [...inputs];
+    const rest = [...inputs];
     while (rest.length > 0) {
       const take = acc ? rest.splice(0, 3) : rest.splice(0, 4);
       const operands = acc ? [acc, ...take] : take;
@@ -161,7 +169,13 @@ export class WebGpuKernels implements Kernels {
     );
   }
 
-  async layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = DEFAULT_LAYER_NORM_EPS, label = 'layerNorm'): Promise<Tensor> {
+  async layerNorm(
+    x: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    eps = DEFAULT_LAYER_NORM_EPS,
+    label = 'layerNorm',
+  ): Promise<Tensor> {
     checkOperands('layerNorm', this.device, [x, gamma, beta]);
     const { rows, cols } = layerNormDims(x, gamma, beta);
     return this.run(

@@ -1,10 +1,8 @@
 import { GPU } from 'gpu.js';
-import { ParallelError } from '../../errors.js';
 import { GpuJsKernels } from '../../kernels/gpujs/gpujs-kernels.js';
 import { KernelCache } from '../../kernels/gpujs/kernel-cache.js';
 import type { AdapterSummary } from '../device.js';
-import { HostDevice, type HostTensor } from '../host-device.js';
-import { elementCount, formatShape, type HostArray, type Shape } from '../tensor.js';
+import { HostDevice } from '../host-device.js';
 import { type GpuJsMode, gpujsAdapterSummary } from './gpujs-info.js';
 
 /**
@@ -26,20 +24,6 @@ export class GpuJsDevice extends HostDevice {
     this.gpu = new GPU({ mode });
     // Threaded (worker-pool) runs exist only on webasm; gpu.js itself keeps small outputs on the caller's thread.
     this.kernels = new GpuJsKernels(this, new KernelCache(this.gpu, mode === 'webasm'));
-  }
-
-  /** Refuses data whose length is not the shape's element count (HostDevice would keep it as given). */
-  override upload(data: HostArray, shape: Shape, label: string): HostTensor {
-    if (data.length !== elementCount(shape)) {
-      throw new ParallelError(
-        'SHAPE',
-        `upload: '${label}' has ${data.length} values, shape ${formatShape(shape)} needs ${elementCount(shape)}`,
-        {
-          where: this.name,
-        },
-      );
-    }
-    return super.upload(data, shape, label);
   }
 
   /**

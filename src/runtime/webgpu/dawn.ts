@@ -13,9 +13,9 @@ export const REPORTED_LIMITS = [
 ] as const;
 
 export const NO_ADAPTER_HELP =
-  'WebGPU needs a Vulkan driver. On a machine without a GPU install Mesa\'s CPU driver (lavapipe): on Debian 12 ' +
+  "WebGPU needs a Vulkan driver. On a machine without a GPU install Mesa's CPU driver (lavapipe): on Debian 12 " +
   'add the bookworm-backports suite to /etc/apt/sources.list.d/debian.sources and run ' +
-  '`apt-get install -t bookworm-backports mesa-vulkan-drivers` (Debian 12\'s own Mesa 22 is too old for Dawn), ' +
+  "`apt-get install -t bookworm-backports mesa-vulkan-drivers` (Debian 12's own Mesa 22 is too old for Dawn), " +
   'or run `sudo bash scripts/install-vulkan.sh`. Until then, `--backend gpujs` runs every kernel on gpu.js instead.';
 
 interface DawnModule {
@@ -44,10 +44,14 @@ function loadDawn(): Promise<DawnModule> {
     },
     (cause: unknown) => {
       dawn = undefined;
-      throw new ParallelError('NO_ADAPTER', `cannot load Dawn's node bindings (npm package 'webgpu'): ${String(cause)}`, {
-        fix: 'run `npm ci`; Dawn ships prebuilt binaries for linux-x64, linux-arm64, darwin and win32',
-        cause,
-      });
+      throw new ParallelError(
+        'NO_ADAPTER',
+        `cannot load Dawn's node bindings (npm package 'webgpu'): ${String(cause)}`,
+        {
+          fix: 'run `npm ci`; Dawn ships prebuilt binaries for linux-x64, linux-arm64, darwin and win32',
+          cause,
+        },
+      );
     },
   );
   return dawn;
@@ -109,7 +113,10 @@ export function summarizeAdapter(adapter: GPUAdapter, backend = 'auto'): Adapter
     architecture: info.architecture,
     description: info.description,
     backend,
-    isSoftware: isFallback || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(info.description),
+    isSoftware:
+      isFallback ||
+      info.architecture === 'software' ||
+      /llvmpipe|lavapipe|swiftshader/i.test(info.description),
     features: [...adapter.features].sort(),
     limits,
   };

@@ -73,7 +73,10 @@ export class GpuDevice implements Device {
   /** The subgroup size when the device has subgroups of one fixed size (what register tiles assume). */
   get subgroupSize(): number | null {
     if (!this.gpu.features.has('subgroups')) return null;
-    const info = this.gpu.adapterInfo as GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number };
+    const info = this.gpu.adapterInfo as GPUAdapterInfo & {
+      subgroupMinSize?: number;
+      subgroupMaxSize?: number;
+    };
     const min = info.subgroupMinSize;
     return min !== undefined && min === info.subgroupMaxSize ? min : null;
   }
@@ -90,13 +93,19 @@ export class GpuDevice implements Device {
     this.pipelines = new PipelineCache(gpu, this.name, options.dumpShader);
     gpu.onuncapturederror = (event: GPUUncapturedErrorEvent) => {
       const code = event.error instanceof GPUOutOfMemoryError ? 'OUT_OF_MEMORY' : 'VALIDATION';
-      this.firstError ??= new ParallelError(code, `${this.name}: ${event.error.message}`, { where: this.name });
+      this.firstError ??= new ParallelError(code, `${this.name}: ${event.error.message}`, {
+        where: this.name,
+      });
     };
     this.lostSignal = gpu.lost.then((info) => {
-      this.lost = new ParallelError('DEVICE_LOST', `${this.name} was lost (${info.reason}): ${info.message}`, {
-        where: this.name,
-        fix: 'the driver reset or the device was destroyed; open a new device group',
-      });
+      this.lost = new ParallelError(
+        'DEVICE_LOST',
+        `${this.name} was lost (${info.reason}): ${info.message}`,
+        {
+          where: this.name,
+          fix: 'the driver reset or the device was destroyed; open a new device group',
+        },
+      );
       throw this.lost;
     });
     // The lost promise is raced, never awaited alone; an unobserved rejection must not crash the process.
@@ -117,9 +126,13 @@ export class GpuDevice implements Device {
   upload(data: HostArray, shape: Shape, label: string): GpuTensor {
     checkShape(shape, label);
     if (data.length !== elementCount(shape)) {
-      throw new ParallelError('SHAPE', `'${label}': ${data.length} values do not fill shape ${formatShape(shape)}`, {
-        where: this.name,
-      });
+      throw new ParallelError(
+        'SHAPE',
+        `'${label}': ${data.length} values do not fill shape ${formatShape(shape)}`,
+        {
+          where: this.name,
+        },
+      );
     }
     const tensor = this.empty(shape, dtypeOf(data), label);
     this.write(tensor, data);
@@ -131,20 +144,34 @@ export class GpuDevice implements Device {
     const gpuTensor = this.own(tensor, 'write');
     const bytes = BYTES_PER_ELEMENT[tensor.dtype];
     if (elementOffset + data.length > tensor.size) {
-      throw new ParallelError('SHAPE', `write of ${data.length} values at ${elementOffset} overflows '${tensor.label}'`, {
-        where: this.name,
-      });
+      throw new ParallelError(
+        'SHAPE',
+        `write of ${data.length} values at ${elementOffset} overflows '${tensor.label}'`,
+        {
+          where: this.name,
+        },
+      );
     }
     if (data.byteLength % 4 !== 0 || data.length === 0) return;
-    this.gpu.queue.writeBuffer(gpuTensor.buffer, elementOffset * bytes, data.buffer, data.byteOffset, data.byteLength);
+    this.gpu.queue.writeBuffer(
+      gpuTensor.buffer,
+      elementOffset * bytes,
+      data.buffer,
+      data.byteOffset,
+      data.byteLength,
+    );
   }
 
   async read(tensor: Tensor, elementOffset = 0, count = tensor.size - elementOffset): Promise<HostArray> {
     const gpuTensor = this.own(tensor, 'read');
     if (elementOffset < 0 || count < 0 || elementOffset + count > tensor.size) {
-      throw new ParallelError('SHAPE', `read of ${count} values at ${elementOffset} is outside '${tensor.label}'`, {
-        where: this.name,
-      });
+      throw new ParallelError(
+        'SHAPE',
+        `read of ${count} values at ${elementOffset} is outside '${tensor.label}'`,
+        {
+          where: this.name,
+        },
+      );
     }
     if (count === 0) return tensor.dtype === 'u32' ? new Uint32Array(0) : new Float32Array(0);
     const bytes = count * BYTES_PER_ELEMENT[tensor.dtype];
@@ -157,7 +184,13 @@ export class GpuDevice implements Device {
     });
     try {
       const encoder = this.gpu.createCommandEncoder({ label: `read ${tensor.label}` });
-      encoder.copyBufferToBuffer(gpuTensor.buffer, elementOffset * BYTES_PER_ELEMENT[tensor.dtype], staging, 0, size);
+      encoder.copyBufferToBuffer(
+        gpuTensor.buffer,
+        elementOffset * BYTES_PER_ELEMENT[tensor.dtype],
+        staging,
+        0,
+        size,
+      );
       this.gpu.queue.submit([encoder.finish()]);
       await Promise.race([staging.mapAsync(GPUMapMode.READ), this.lostSignal]);
       this.throwIfFailed();
@@ -205,7 +238,8 @@ export class GpuDevice implements Device {
     const hostStart = performance.now() * 1e6;
     this.gpu.queue.submit([encoder.finish()]);
     if (timed) this.profiler!.submitted();
-    else if (this.profiling) this.hostSpans.push({ label: work.source.key, tag: this.tag, startNs: hostStart, endNs: hostStart });
+    else if (this.profiling)
+      this.hostSpans.push({ label: work.source.key, tag: this.tag, startNs: hostStart, endNs: hostStart });
     // Destroying after submit is legal: the buffer lives until the queued work that uses it is done.
     uniform?.destroy();
   }
@@ -260,9 +294,13 @@ export class GpuDevice implements Device {
   private own(tensor: Tensor, op: string): GpuTensor {
     tensor.assertLive(op);
     if (tensor.device !== this) {
-      throw new ParallelError('DEVICE_MISMATCH', `${op}: '${tensor.label}' lives on ${tensor.device.name}, not ${this.name}`, {
-        where: op,
-      });
+      throw new ParallelError(
+        'DEVICE_MISMATCH',
+        `${op}: '${tensor.label}' lives on ${tensor.device.name}, not ${this.name}`,
+        {
+          where: op,
+        },
+      );
     }
     return tensor as GpuTensor;
   }

@@ -48,7 +48,9 @@ export class PipelineCache {
     if (errors.length > 0) {
       await this.device.popErrorScope();
       const text = errors.map((m) => `line ${m.lineNum}:${m.linePos} ${m.message}`).join('; ');
-      throw new ParallelError('SHADER_COMPILE', `WGSL for ${source.key} does not compile: ${text}`, { where });
+      throw new ParallelError('SHADER_COMPILE', `WGSL for ${source.key} does not compile: ${text}`, {
+        where,
+      });
     }
     let pipeline: GPUComputePipeline;
     try {
@@ -59,14 +61,22 @@ export class PipelineCache {
       });
     } catch (cause) {
       await this.device.popErrorScope();
-      throw new ParallelError('SHADER_COMPILE', `pipeline ${source.key} failed: ${(cause as Error).message}`, {
-        where,
-        cause,
-      });
+      throw new ParallelError(
+        'SHADER_COMPILE',
+        `pipeline ${source.key} failed: ${(cause as Error).message}`,
+        {
+          where,
+          cause,
+        },
+      );
     }
     const error = await this.device.popErrorScope();
     if (error) {
-      throw new ParallelError('SHADER_COMPILE', `pipeline ${source.key} failed validation: ${error.message}`, { where });
+      throw new ParallelError(
+        'SHADER_COMPILE',
+        `pipeline ${source.key} failed validation: ${error.message}`,
+        { where },
+      );
     }
     return pipeline;
   }

@@ -22,7 +22,11 @@ export class TimestampProfiler {
     private readonly device: GPUDevice,
     label: string,
   ) {
-    this.querySet = device.createQuerySet({ label: `${label}/timestamps`, type: 'timestamp', count: PAIRS_PER_SET * 2 });
+    this.querySet = device.createQuerySet({
+      label: `${label}/timestamps`,
+      type: 'timestamp',
+      count: PAIRS_PER_SET * 2,
+    });
     this.resolveBuffer = device.createBuffer({
       label: `${label}/timestamps-resolve`,
       size: PAIRS_PER_SET * 16,
@@ -34,7 +38,11 @@ export class TimestampProfiler {
   nextPass(label: string, tag: string): GPUComputePassTimestampWrites {
     const pair = this.entries.length;
     this.entries.push({ label, tag, hostSubmitNs: 0 });
-    return { querySet: this.querySet, beginningOfPassWriteIndex: pair * 2, endOfPassWriteIndex: pair * 2 + 1 };
+    return {
+      querySet: this.querySet,
+      beginningOfPassWriteIndex: pair * 2,
+      endOfPassWriteIndex: pair * 2 + 1,
+    };
   }
 
   submitted(): void {

@@ -1,0 +1,262 @@
+import {
+  allGather,
+  allReduce,
+  broadcast,
+  CollectiveContext,
+  type DistributedTensor,
+  distributedFromShards,
+  localShape,
+  Partial,
+  type Placement,
+  type ReduceOn,
+  Replicate,
+  reduce,
+  reduceScatter,
+  Shard,
+  sendRecv,
+} from '../src/collectives/index.js';
+import { DeviceGroup } from '../src/runtime/device-group.js';
+import type { Tensor } from '../src/runtime/tensor.js';
+import type { BenchRecord } from './record.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const FULL_SIZES = [4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB, 4 * MiB, 16 * MiB, 64 * MiB];
+const QUICK_SIZES = [4 * KiB, 256 * KiB, 16 * MiB];
+
+function median(samples: readonly number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** nccl-tests' bus-bandwidth factor: what each link carries relative to the algorithm bandwidth. */
+function busFactor(name: string, n: number): number {
+  if (name.startsWith('all_reduce')) return (2 * (n - 1)) / n;
+  if (name === 'all_gather' || name === 'reduce_scatter') return (n - 1) / n;
+  return 1;
+}
+
+interface Case {
+  readonly name: string;
+  /** Sets up inputs and reused outputs for `bytes` (nccl-tests' size: the buffer, or a gather's whole output). */
+  setup(group: DeviceGroup, bytes: number): Op;
+}
+
+interface Op {
+  run(): Promise<unknown>;
+  /** Number of wrong values in the outputs. */
+  check(): Promise<number>;
+  free(): void;
+}
+
+function filled(n: number, value: number): Float32Array {
+  return new Float32Array(n).fill(value);
+}
+
+async function countWrong(
+  shards: readonly Tensor[],
+  want: (rank: number, i: number) => number,
+): Promise<number> {
+  const parts = await Promise.all(shards.map((s) => s.read()));
+  let wrong = 0;
+  parts.forEach((part, r) => {
+    for (let i = 0; i < part.length; i++) if (part[i] !== want(r, i)) wrong++;
+  });
+  return wrong;
+}
+
+/** Even sizes where they divide, else the remainder on the last device. */
+function splitOf(elements: number, n: number): number[] {
+  const per = Math.floor(elements / n);
+  return Array.from({ length: n }, (_, r) => (r === n - 1 ? elements - per * (n - 1) : per));
+}
+
+function uploadEach(
+  group: DeviceGroup,
+  placement: Placement,
+  shape: number[],
+  value: (rank: number) => number,
+) {
+  return distributedFromShards(
+    group,
+    placement,
+    shape,
+    group.devices.map((_, r) =>
+      filled(
+        localShape(shape, placement, group.size, r).reduce((a, b) => a * b, 1),
+        value(r),
+      ),
+    ),
+  );
+}
+
+function freeAll(...items: (DistributedTensor | Tensor)[]): void {
+  for (const item of items) item.free();
+}
+
+function cases(ctx: CollectiveContext): Case[] {
+  const allReduceCase = (name: string, reduceOn: ReduceOn): Case => ({
+    name,
+    setup(group, bytes) {
+      const n = bytes / 4;
+      const input = uploadEach(group, Partial(), [n], (r) => r + 1);
+      const out = uploadEach(group, Replicate(), [n], () => 0);
+      const sum = (group.size * (group.size + 1)) / 2;
+      return {
+        run: () => allReduce(ctx, input, group, { reduceOn, out }),
+        check: () => countWrong(out.shards, () => sum),
+        free: () => freeAll(input, out),
+      };
+    },
+  });
+  return [
+    allReduceCase('all_reduce', 'host'),
+    allReduceCase('all_reduce_device_sum', 'device'),
+    {
+      name: 'all_gather',
+      setup(group, bytes) {
+        const n = bytes / 4;
+        const sizes = splitOf(n, group.size);
+        const input = uploadEach(group, Shard(0, sizes), [n], (r) => r + 1);
+        const out = uploadEach(group, Replicate(), [n], () => 0);
+        const starts = sizes.map((_, r) => sizes.slice(0, r).reduce((a, b) => a + b, 0));
+        const owner = (i: number) => starts.findLastIndex((s) => s <= i) + 1;
+        return {
+          run: () => allGather(ctx, input, group, { out }),
+          check: () => countWrong(out.shards, (_, i) => owner(i)),
+          free: () => freeAll(input, out),
+        };
+      },
+    },
+    {
+      name: 'reduce_scatter',
+      setup(group, bytes) {
+        const n = bytes / 4;
+        const sizes = splitOf(n, group.size);
+        const input = uploadEach(group, Partial(), [n], (r) => r + 1);
+        const out = uploadEach(group, Shard(0, sizes), [n], () => 0);
+        const sum = (group.size * (group.size + 1)) / 2;
+        return {
+          run: () => reduceScatter(ctx, input, 0, group, sizes, { out }),
+          check: () => countWrong(out.shards, () => sum),
+          free: () => freeAll(input, out),
+        };
+      },
+    },
+    {
+      name: 'reduce',
+      setup(group, bytes) {
+        const n = bytes / 4;
+        const input = uploadEach(group, Partial(), [n], (r) => r + 1);
+        const out = uploadEach(group.select([group.devices[0]!.id]), Replicate(), [n], () => 0);
+        const sum = (group.size * (group.size + 1)) / 2;
+        return {
+          run: () => reduce(ctx, input, group.devices[0]!, group, { out }),
+          check: () => countWrong(out.shards, () => sum),
+          free: () => freeAll(input, out),
+        };
+      },
+    },
+    {
+      name: 'broadcast',
+      setup(group, bytes) {
+        const n = bytes / 4;
+        const root = group.devices[0]!.upload(filled(n, 7), [n], 'root');
+        const out = uploadEach(group, Replicate(), [n], () => 0);
+        return {
+          run: () => broadcast(ctx, root, group, { out }),
+          check: () => countWrong(out.shards, () => 7),
+          free: () => freeAll(root, out),
+        };
+      },
+    },
+    {
+      name: 'sendrecv',
+      // nccl-tests' ring: every rank sends its buffer to the next one, all at once.
+      setup(group, bytes) {
+        const n = bytes / 4;
+        const size = group.size;
+        const sources = group.devices.map((d, r) => d.upload(filled(n, r + 1), [n], `send${r}`));
+        const outs = group.devices.map((d) => d.upload(filled(n, 0), [n], 'recv'));
+        return {
+          run: () =>
+            Promise.all(
+              sources.map((s, r) =>
+                sendRecv(ctx, s, group.devices[(r + 1) % size]!, { out: outs[(r + 1) % size]! }),
+              ),
+            ),
+          // Device r received from rank r - 1, which holds r (values are rank + 1).
+          check: () => countWrong(outs, (r) => ((r + size - 1) % size) + 1),
+          free: () => freeAll(...sources, ...outs),
+        };
+      },
+    },
+  ];
+}
+
+/** Host memcpy bandwidth (one read + one write per byte counted once, as nccl counts bytes). */
+function hostMemcpyGbps(bytes: number, runs: number): number {
+  const src = filled(bytes / 4, 1);
+  const dst = new Float32Array(bytes / 4);
+  dst.set(src);
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    dst.set(src);
+    samples.push(performance.now() - start);
+  }
+  return bytes / (median(samples) / 1000) / 1e9;
+}
+
+/**
+ * nccl-tests for host-mediated collectives over 2 and 3 logical WebGPU devices: per collective and size,
+ * the median time, algbw, busbw, and how many results were wrong (checked after the timed runs).
+ */
+export async function runCollectiveBench(
+  sink: (record: BenchRecord) => void,
+  options: { quick?: boolean; names?: readonly string[]; sizes?: readonly number[]; counts?: readonly number[] } = {},
+): Promise<void> {
+  const sizes = options.sizes ?? (options.quick ? QUICK_SIZES : FULL_SIZES);
+  const runs = options.quick ? 3 : 5;
+  sink({ suite: 'collective', name: 'host_memcpy', bytes: 16 * MiB, gbps: hostMemcpyGbps(16 * MiB, 9) });
+  for (const count of options.counts ?? [2, 3]) {
+    const group = await DeviceGroup.open({ count, backend: 'webgpu' });
+    const ctx = new CollectiveContext();
+    try {
+      for (const c of cases(ctx).filter((k) => !options.names || options.names.includes(k.name))) {
+        for (const bytes of sizes) {
+          const op = c.setup(group, bytes);
+          const samples: number[] = [];
+          // One untimed warm-up run, then the timed ones; each ends when every device has finished.
+          for (let i = 0; i <= runs; i++) {
+            const start = performance.now();
+            await op.run();
+            await group.sync();
+            if (i > 0) samples.push(performance.now() - start);
+          }
+          // Checked after the timed runs, so the check does not slow them.
+          const wrong = await op.check();
+          op.free();
+          const ms = median(samples);
+          const algbw = bytes / (ms / 1000) / 1e9;
+          sink({
+            suite: 'collective',
+            name: c.name,
+            backend: group.backend,
+            adapter: group.devices[0]!.adapter.name,
+            devices: count,
+            bytes,
+            median_ms: ms,
+            algbw_gbps: algbw,
+            busbw_gbps: algbw * busFactor(c.name, count),
+            wrong,
+          });
+        }
+      }
+    } finally {
+      ctx.destroy();
+      group.destroy();
+    }
+  }
+}

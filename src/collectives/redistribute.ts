@@ -1,0 +1,244 @@
+import { ParallelError } from '../errors.js';
+import type { DeviceGroup } from '../runtime/device-group.js';
+import type { HostArray, Tensor } from '../runtime/tensor.js';
+import { boxElements, type Run } from './box.js';
+import type { CollectiveContext, ReduceOn } from './context.js';
+import { checkPlacement, DistributedTensor, localShape, type Placement } from './layout.js';
+import { pipelinedHostReduce } from './pipelined-reduce.js';
+import { planElementsFromHost, planElementsToHost, planTransfer, type TransferPlan } from './plan.js';
+import type { Traffic } from './traffic.js';
+import type { HostLease, Transport } from './transport.js';
+
+const BYTES = 4;
+
+export interface RedistributeOptions {
+  /** Where a Partial(sum) is summed; the context's choice when absent. */
+  readonly reduceOn?: ReduceOn;
+  /** Label prefix of the new shards. */
+  readonly label?: string;
+  /**
+   * Shards to write the result into (target layout, target group), as nccl's output buffers: reusing them
+   * spares the allocation and first-touch cost of fresh device memory on every call. No shard is then kept.
+   */
+  readonly out?: DistributedTensor;
+}
+
+/** A collective's output and what it cost. */
+export interface CollectiveResult {
+  readonly output: DistributedTensor;
+  readonly traffic: Traffic;
+}
+
+/** Writes packed host values into the runs of a tensor, consuming `data` in order. */
+function writeRuns(transport: Transport, tensor: Tensor, data: HostArray, runs: readonly Run[]): void {
+  let at = 0;
+  for (const run of runs) {
+    transport.write(tensor, data.subarray(at, at + run.count), run.offset);
+    at += run.count;
+  }
+}
+
+interface PieceTarget {
+  readonly tensor: Tensor;
+  readonly runs: readonly Run[];
+}
+
+/**
+ * Moves a distributed tensor to `targetPlacement` on `targetGroup` (any group, overlapping the source or
+ * not), moving only what each destination needs: every needed box is read once from one source device,
+ * all sources are read at once (their copies and maps overlap), and a destination that already holds its
+ * box keeps that very shard (the output then shares it with the input: free the input with
+ * `input.free(output.shards)`). A Partial(sum) source is summed on the host or on the devices.
+ */
+export async function redistribute(
+  ctx: CollectiveContext,
+  input: DistributedTensor,
+  targetGroup: DeviceGroup,
+  targetPlacement: Placement,
+  options: RedistributeOptions = {},
+): Promise<CollectiveResult> {
+  const shape = input.globalShape;
+  const label = options.label ?? 'redistributed';
+  checkPlacement(shape, targetPlacement, targetGroup.size, `redistribute to ${targetGroup.describe()}`);
+  if (input.placement.kind === 'partial' && input.dtype !== 'f32') {
+    throw new ParallelError('DTYPE', 'a Partial(sum) tensor must be f32', { where: 'redistribute' });
+  }
+  const dst = { devices: targetGroup.devices, placement: targetPlacement };
+  const dstElements = targetGroup.devices.map((_, j) =>
+    boxElements(shapeBox(localShape(shape, targetPlacement, targetGroup.size, j))),
+  );
+  const onHost = ctx.reducesOnHost(Math.max(...dstElements) * BYTES, options.reduceOn);
+  const out = options.out;
+  if (out) checkOut(out, targetGroup, targetPlacement, shape);
+  const plan = planTransfer(
+    shape,
+    { devices: input.group.devices, placement: input.placement },
+    dst,
+    onHost,
+    !out,
+  );
+
+  const outputs: (Tensor | null)[] = targetGroup.devices.map((device, j) => {
+    const kept = plan.alias[j];
+    if (kept !== null && kept !== undefined) return input.shards[kept]!;
+    if (plan.deviceReductions.some((r) => r.dstRank === j)) return null;
+    if (out) return out.shards[j]!;
+    return device.empty(
+      localShape(shape, targetPlacement, targetGroup.size, j),
+      input.dtype,
+      `${label}[${j}]`,
+    );
+  });
+  const temps: Tensor[] = [];
+  const leases: HostLease[] = [];
+  try {
+    let bytesLocal = 0;
+    for (const copy of plan.localCopies) {
+      const device = targetGroup.devices[copy.dstRank]!;
+      ctx.transport(device).copyWithin(input.shards[copy.srcRank]!, outputs[copy.dstRank]!, copy.segments);
+      bytesLocal += copy.elements * BYTES;
+    }
+
+    // Where every piece goes: destination shards, or the operands of a sum on a destination device.
+    const targets: PieceTarget[][] = plan.pieces.map(() => []);
+    plan.pieceWrites.forEach((writes, p) => {
+      for (const w of writes) targets[p]!.push({ tensor: outputs[w.dstRank]!, runs: w.runs });
+    });
+    const operands = plan.deviceReductions.map((reduction) => {
+      const device = targetGroup.devices[reduction.dstRank]!;
+      const tshape = localShape(shape, targetPlacement, targetGroup.size, reduction.dstRank);
+      return reduction.operands.map((operand) => {
+        if (operand.kind === 'alias') return input.shards[operand.srcRank]!;
+        const temp = device.empty(tshape, 'f32', `${label}[${reduction.dstRank}]/partial`);
+        temps.push(temp);
+        if (operand.kind === 'local') {
+          ctx.transport(device).copyWithin(input.shards[operand.copy.srcRank]!, temp, operand.copy.segments);
+          bytesLocal += operand.copy.elements * BYTES;
+        } else {
+          targets[operand.piece]!.push({ tensor: temp, runs: [{ offset: 0, count: temp.size }] });
+        }
+        return temp;
+      });
+    });
+
+    if (plan.hostReductions.length > 0) {
+      // Reductions stream chunk by chunk; each reads its own pieces, so no copy pieces remain to move.
+      await Promise.all(
+        plan.hostReductions.map((r) => pipelinedHostReduce(ctx, input.shards, plan, r, outputs as Tensor[])),
+      );
+    } else {
+      await moveThroughHost(ctx, input, plan, targets, leases);
+    }
+
+    await Promise.all(
+      plan.deviceReductions.map(async (reduction, r) => {
+        const device = targetGroup.devices[reduction.dstRank]!;
+        const sum = await device.kernels.sum(operands[r]!, `${label}[${reduction.dstRank}]`);
+        if (!out) {
+          outputs[reduction.dstRank] = sum;
+          return;
+        }
+        outputs[reduction.dstRank] = out.shards[reduction.dstRank]!;
+        ctx
+          .transport(device)
+          .copyWithin(sum, out.shards[reduction.dstRank]!, [{ srcOffset: 0, dstOffset: 0, count: sum.size }]);
+        sum.free();
+      }),
+    );
+    for (const temp of temps) temp.free();
+    const traffic: Traffic = {
+      bytesToHost: planElementsToHost(plan) * BYTES,
+      bytesFromHost:
+        (planElementsFromHost(plan) +
+          plan.deviceReductions.reduce(
+            (n, r) => n + r.operands.filter((o) => o.kind === 'piece').length * dstElements[r.dstRank]!,
+            0,
+          )) *
+        BYTES,
+      bytesLocal,
+      keptShards: plan.alias.filter((a) => a !== null).length,
+    };
+    return {
+      output: new DistributedTensor(targetGroup, targetPlacement, shape, outputs as Tensor[]),
+      traffic,
+    };
+  } catch (error) {
+    for (const lease of leases) lease.release();
+    for (const temp of temps) temp.free();
+    outputs.forEach((t, j) => {
+      if (t && plan.alias[j] === null && !out) t.free();
+    });
+    throw error;
+  }
+}
+
+function checkOut(
+  out: DistributedTensor,
+  group: DeviceGroup,
+  placement: Placement,
+  shape: readonly number[],
+): void {
+  const sameGroup =
+    out.group.size === group.size && out.group.devices.every((d, i) => d === group.devices[i]);
+  if (!sameGroup) {
+    throw new ParallelError(
+      'GROUP',
+      `output shards live on ${out.group.describe()}, not ${group.describe()}`,
+      {
+        where: 'redistribute',
+      },
+    );
+  }
+  const sameShape =
+    out.globalShape.length === shape.length && out.globalShape.every((d, i) => d === shape[i]);
+  if (!sameShape || JSON.stringify(out.placement) !== JSON.stringify(placement)) {
+    throw new ParallelError('SHAPE', `output ${out.describe()} does not match the target layout`, {
+      where: 'redistribute',
+    });
+  }
+}
+
+function shapeBox(shape: readonly number[]) {
+  return { start: shape.map(() => 0), end: shape };
+}
+
+/**
+ * Reads every piece, one read per source device (all issued before any is awaited), and writes each piece
+ * to its targets as soon as its device's data arrives.
+ */
+async function moveThroughHost(
+  ctx: CollectiveContext,
+  input: DistributedTensor,
+  plan: TransferPlan,
+  targets: readonly PieceTarget[][],
+  leases: HostLease[],
+): Promise<void> {
+  if (plan.pieces.length === 0) return;
+  const bySource = new Map<number, number[]>();
+  plan.pieces.forEach((piece, p) => {
+    const list = bySource.get(piece.srcRank) ?? [];
+    list.push(p);
+    bySource.set(piece.srcRank, list);
+  });
+  const reads = [...bySource].map(async ([srcRank, pieces]) => {
+    const runs: Run[] = [];
+    const offsets: number[] = [];
+    let at = 0;
+    for (const p of pieces) {
+      offsets.push(at);
+      runs.push(...plan.pieces[p]!.runs);
+      at += plan.pieces[p]!.elements;
+    }
+    const lease = await ctx.transport(input.group.devices[srcRank]!).read(input.shards[srcRank]!, runs);
+    leases.push(lease);
+    pieces.forEach((p, k) => {
+      const data = lease.data.subarray(offsets[k]!, offsets[k]! + plan.pieces[p]!.elements);
+      for (const t of targets[p]!) writeRuns(ctx.transport(t.tensor.device), t.tensor, data, t.runs);
+    });
+    leases.splice(leases.indexOf(lease), 1);
+    lease.release();
+  });
+  const settled = await Promise.allSettled(reads);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}

@@ -1,0 +1,26 @@
+import type { Device } from '../runtime/device.js';
+import type { HostArray, Tensor } from '../runtime/tensor.js';
+import type { Run, Segment } from './box.js';
+
+/** Host memory holding what a read brought back; valid until `release` (it may be a mapped staging buffer). */
+export interface HostLease {
+  /** The runs read, packed one after another in the order asked for, typed as the tensor. */
+  readonly data: HostArray;
+  release(): void;
+}
+
+/**
+ * How bytes get in and out of one kind of device. Collectives are written against this only, so a WebGPU
+ * device, the CPU reference and gpu.js devices (host memory) all run the same collective code.
+ */
+export interface Transport {
+  readonly device: Device;
+  /** Starts copying the runs of `tensor` to the host at once; several reads on several devices overlap. */
+  read(tensor: Tensor, runs: readonly Run[]): Promise<HostLease>;
+  /** Queues a write of host values at an element offset; `data` may be reused as soon as this returns. */
+  write(tensor: Tensor, data: HostArray, elementOffset: number): void;
+  /** Copies segments between two tensors of this device without passing through the host. */
+  copyWithin(src: Tensor, dst: Tensor, segments: readonly Segment[]): void;
+  /** Returns pooled resources to the device. */
+  destroy(): void;
+}

@@ -1,0 +1,137 @@
+import { allGather } from '../collectives/all-gather.js';
+import type { CollectiveContext, ReduceOn } from '../collectives/context.js';
+import { DistributedTensor, Partial, Replicate, Shard, splitOffsets } from '../collectives/layout.js';
+import { redistribute } from '../collectives/redistribute.js';
+import { NO_TRAFFIC } from '../collectives/traffic.js';
+import { ParallelError } from '../errors.js';
+import type { DeviceGroup } from '../runtime/device-group.js';
+import type { LayerOutput } from './column-parallel-linear.js';
+import { checkSameGroup, shardWeight } from './weights.js';
+
+export interface ParallelEmbeddingOptions {
+  readonly group: DeviceGroup;
+  /** Full table, row-major [vocab, hidden]. */
+  readonly table: Float32Array;
+  readonly vocab: number;
+  readonly hidden: number;
+  /** Per device: hidden columns (column-parallel) or vocabulary rows (vocab-parallel); absent: even. */
+  readonly sizes?: readonly number[];
+  readonly label?: string;
+}
+
+function checkIds(ids: DistributedTensor, group: DeviceGroup, where: string): void {
+  checkSameGroup(ids, group, where);
+  if (ids.placement.kind !== 'replicate' || ids.dtype !== 'u32' || ids.globalShape.length !== 1) {
+    throw new ParallelError(
+      'SHAPE',
+      `${where} needs replicated u32 token ids [tokens], got ${ids.describe()}`,
+      { where },
+    );
+  }
+}
+
+/**
+ * Column-parallel embedding: E = [E_1 .. E_p] split on the hidden dim; device r looks up E_r[ids], so the
+ * output [tokens, hidden] is sharded on its last dim, or all-gathered with `gatherOutput`.
+ */
+export class ColumnParallelEmbedding {
+  readonly table: DistributedTensor;
+  private readonly label: string;
+
+  constructor(
+    private readonly ctx: CollectiveContext,
+    readonly options: ParallelEmbeddingOptions & { readonly gatherOutput?: boolean },
+  ) {
+    this.label = options.label ?? 'ColumnParallelEmbedding';
+    this.table = shardWeight(
+      options.group,
+      options.table,
+      [options.vocab, options.hidden],
+      1,
+      options.sizes,
+      `${this.label}.table`,
+    );
+  }
+
+  /** ids: u32 [tokens], replicated on the layer's group. */
+  async forward(ids: DistributedTensor): Promise<LayerOutput> {
+    const group = this.options.group;
+    checkIds(ids, group, this.label);
+    const shards = await Promise.all(
+      group.devices.map((d, r) =>
+        d.kernels.embedding(this.table.shards[r]!, ids.shards[r]!, { label: `${this.label}[${r}]` }),
+      ),
+    );
+    const sizes = this.table.shards.map((s) => s.shape[1]!);
+    const output = new DistributedTensor(
+      group,
+      Shard(1, sizes),
+      [ids.globalShape[0]!, this.options.hidden],
+      shards,
+    );
+    if (!this.options.gatherOutput) return { output, traffic: NO_TRAFFIC };
+    const gathered = await allGather(this.ctx, output, group, { label: `${this.label}/gather` });
+    output.free(gathered.output.shards);
+    return gathered;
+  }
+
+  free(): void {
+    this.table.free();
+  }
+}
+
+/**
+ * Vocab-parallel embedding: E = [E_1; ..; E_p] split on the vocabulary rows; device r looks up the ids in its
+ * row range (others give zero rows, via the kernel's rowOffset), and the partial outputs are summed.
+ */
+export class VocabParallelEmbedding {
+  readonly table: DistributedTensor;
+  private readonly label: string;
+  private readonly offsets: readonly number[];
+
+  constructor(
+    private readonly ctx: CollectiveContext,
+    readonly options: ParallelEmbeddingOptions & { readonly reduceOn?: ReduceOn },
+  ) {
+    this.label = options.label ?? 'VocabParallelEmbedding';
+    this.table = shardWeight(
+      options.group,
+      options.table,
+      [options.vocab, options.hidden],
+      0,
+      options.sizes,
+      `${this.label}.table`,
+    );
+    this.offsets = splitOffsets(this.table.shards.map((s) => s.shape[0]!));
+  }
+
+  /** ids: u32 [tokens], replicated on the layer's group; the output is replicated on the group. */
+  async forward(ids: DistributedTensor): Promise<LayerOutput> {
+    const group = this.options.group;
+    checkIds(ids, group, this.label);
+    const partials = await Promise.all(
+      group.devices.map((d, r) =>
+        d.kernels.embedding(this.table.shards[r]!, ids.shards[r]!, {
+          rowOffset: this.offsets[r]!,
+          label: `${this.label}[${r}]`,
+        }),
+      ),
+    );
+    const partial = new DistributedTensor(
+      group,
+      Partial(),
+      [ids.globalShape[0]!, this.options.hidden],
+      partials,
+    );
+    const summed = await redistribute(this.ctx, partial, group, Replicate(), {
+      label: `${this.label}/sum`,
+      reduceOn: this.options.reduceOn,
+    });
+    partial.free(summed.output.shards);
+    return summed;
+  }
+
+  free(): void {
+    this.table.free();
+  }
+}

@@ -1,0 +1,125 @@
+import type { CollectiveContext, ReduceOn } from '../collectives/context.js';
+import { DistributedTensor, Partial, Replicate, Shard } from '../collectives/layout.js';
+import { redistribute } from '../collectives/redistribute.js';
+import { addTraffic, NO_TRAFFIC } from '../collectives/traffic.js';
+import { ParallelError } from '../errors.js';
+import type { Device } from '../runtime/device.js';
+import { DeviceGroup } from '../runtime/device-group.js';
+import type { LayerOutput } from './column-parallel-linear.js';
+import { addBiasOnce, uploadReplicated } from './replicated.js';
+import { checkHost, checkSameGroup, shardWeight } from './weights.js';
+
+export interface RowParallelLinearOptions {
+  readonly group: DeviceGroup;
+  /** Full weight, row-major [inFeatures, outFeatures]. */
+  readonly weight: Float32Array;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly bias?: Float32Array;
+  /** Input features (weight rows) per device; absent: an even split, which must divide. */
+  readonly sizes?: readonly number[];
+  /** The input is already sharded on its last dim like the weight's rows (Megatron's input_is_parallel). */
+  readonly inputIsParallel?: boolean;
+  /** Sum the partial outputs onto this one device ("AllReduce from [1,2] to [2]"); absent: all-reduce. */
+  readonly reduceTo?: Device;
+  readonly reduceOn?: ReduceOn;
+  readonly label?: string;
+}
+
+/**
+ * Row-parallel linear (split_dim=0): Y = XA + b, A = [A_1; ..; A_p], X = [X_1 .. X_p]; device r computes
+ * the partial X_r A_r, the partials are summed (all-reduce, or reduce to one device), and b is added once.
+ */
+export class RowParallelLinear {
+  readonly group: DeviceGroup;
+  readonly weight: DistributedTensor;
+  /** Where the summed output lives: the group, or the one `reduceTo` device. */
+  readonly outputGroup: DeviceGroup;
+  readonly bias: DistributedTensor | null;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  private readonly label: string;
+
+  constructor(
+    private readonly ctx: CollectiveContext,
+    private readonly options: RowParallelLinearOptions,
+  ) {
+    this.label = options.label ?? 'RowParallelLinear';
+    this.group = options.group;
+    this.inFeatures = options.inFeatures;
+    this.outFeatures = options.outFeatures;
+    const shape = [options.inFeatures, options.outFeatures];
+    checkHost(options.weight, shape, `${this.label}.weight`);
+    if (options.bias) checkHost(options.bias, [options.outFeatures], `${this.label}.bias`);
+    this.outputGroup = options.reduceTo ? DeviceGroup.of([options.reduceTo]) : this.group;
+    this.weight = shardWeight(this.group, options.weight, shape, 0, options.sizes, `${this.label}.weight`);
+    this.bias = options.bias ? uploadReplicated(this.outputGroup, options.bias, `${this.label}.bias`) : null;
+  }
+
+  get rowSizes(): readonly number[] {
+    return this.weight.shards.map((s) => s.shape[0]!);
+  }
+
+  /** x: [tokens, inFeatures]; sharded on its last dim like the weight's rows, or any layout to scatter. */
+  async forward(x: DistributedTensor): Promise<LayerOutput> {
+    if (x.globalShape.length !== 2 || x.globalShape[1] !== this.inFeatures) {
+      throw new ParallelError(
+        'SHAPE',
+        `${this.label} needs a [tokens, ${this.inFeatures}] input, got ${x.describe()}`,
+        {
+          where: this.label,
+        },
+      );
+    }
+    const split = Shard(1, this.rowSizes);
+    let traffic = NO_TRAFFIC;
+    let input = x;
+    if (this.options.inputIsParallel) {
+      checkSameGroup(x, this.group, this.label);
+      const sizes = x.shards.map((s) => s.shape[1]);
+      if (
+        x.placement.kind !== 'shard' ||
+        x.placement.dim !== 1 ||
+        sizes.some((s, r) => s !== this.rowSizes[r])
+      ) {
+        throw new ParallelError(
+          'SHAPE',
+          `${this.label} needs its input sharded on dim 1 as [${this.rowSizes.join(', ')}], got ${x.describe()}`,
+          {
+            where: this.label,
+          },
+        );
+      }
+    } else {
+      const scattered = await redistribute(this.ctx, x, this.group, split, {
+        label: `${this.label}/scatter`,
+      });
+      input = scattered.output;
+      traffic = scattered.traffic;
+    }
+    const partials = await Promise.all(
+      this.group.devices.map((device, r) =>
+        device.kernels.matmul(input.shards[r]!, this.weight.shards[r]!, { label: `${this.label}[${r}]` }),
+      ),
+    );
+    if (input !== x) input.free(x.shards);
+    const partial = new DistributedTensor(
+      this.group,
+      Partial(),
+      [x.globalShape[0]!, this.outFeatures],
+      partials,
+    );
+    const summed = await redistribute(this.ctx, partial, this.outputGroup, Replicate(), {
+      label: `${this.label}/sum`,
+      reduceOn: this.options.reduceOn,
+    });
+    partial.free(summed.output.shards);
+    const output = this.bias ? await addBiasOnce(summed.output, this.bias) : summed.output;
+    return { output, traffic: addTraffic(traffic, summed.traffic) };
+  }
+
+  free(): void {
+    this.weight.free();
+    this.bias?.free();
+  }
+}

@@ -1,0 +1,69 @@
+import type { StrategyRun } from './run-strategy.js';
+
+export type LoadWord = 'light' | 'medium' | 'heavy';
+
+/** Busy time against the busiest device: heavy from 75%, medium from 40%. */
+export function loadWord(busyMs: number, maxBusyMs: number): LoadWord {
+  const share = maxBusyMs > 0 ? busyMs / maxBusyMs : 0;
+  return share >= 0.75 ? 'heavy' : share >= 0.4 ? 'medium' : 'light';
+}
+
+/** The smallest microbatch count m, dividing the batch, with (p - 1) / (m + p - 1) under `target`. */
+export function microbatchesForBubble(
+  stages: number,
+  batchSize: number,
+  target = 0.1,
+): { microbatches: number; divides: boolean } {
+  const needed = Math.max(1, Math.floor(((stages - 1) * (1 - target)) / target) + 1);
+  for (let m = needed; m <= batchSize; m++)
+    if (batchSize % m === 0) return { microbatches: m, divides: true };
+  return { microbatches: needed, divides: false };
+}
+
+/** Recommendations computed from the run's own figures. */
+export function recommendations(run: StrategyRun): string[] {
+  const out: string[] = [];
+  const p = run.pipelined;
+  const devices = [...p.devices].sort((a, b) => b.busyMs - a.busyMs);
+  const busiest = devices[0]!;
+  const idlest = devices[devices.length - 1]!;
+  const mean = devices.reduce((s, d) => s + d.busyMs, 0) / devices.length;
+  if (busiest.busyMs > 1.25 * mean && devices.length > 1) {
+    const move = busiest.busyMs - mean;
+    out.push(
+      `Unload device ${busiest.device} (${busiest.stages.join(', ')}): it was busy ${busiest.busyMs.toFixed(1)} ms against a mean of ${mean.toFixed(1)} ms. ` +
+        `Moving about ${((move / busiest.busyMs) * 100).toFixed(0)}% of its work (${move.toFixed(1)} ms) to device ${idlest.device} ` +
+        `(busy ${idlest.busyMs.toFixed(1)} ms) would even the load; with explicit tensor_parallel sizes a shard can shrink by that share.`,
+    );
+  }
+  const needs = Math.max(...run.memoryEstimate.map((m) => m.total), ...p.devices.map((d) => d.peakBytes));
+  const cap = run.strategy.hardware.memory_per_device_bytes;
+  out.push(
+    `Memory: the busiest device needs ${needs} bytes (${(needs / 2 ** 20).toFixed(1)} MiB, the larger of the estimate and the measured peak); ` +
+      `the cap is ${(cap / 2 ** 20).toFixed(1)} MiB${needs > cap ? ': raise it' : `, ${((needs / cap) * 100).toFixed(0)}% used`}.`,
+  );
+  const stages = run.schedule.elements.length;
+  const m = run.strategy.batch.microbatches;
+  if (p.idealBubbleFraction >= 0.1) {
+    const pick = microbatchesForBubble(stages, run.strategy.batch.batch_size);
+    out.push(
+      `Bubble: with ${stages} pipeline elements (stages and transfers) and ${m} microbatches the fill-drain bubble is ${(p.idealBubbleFraction * 100).toFixed(0)}%; ` +
+        `${pick.microbatches} microbatches bring it under 10%${pick.divides ? '' : ` (raise batch_size to a multiple of ${pick.microbatches})`}.`,
+    );
+  }
+  const claimed = run.strategy.claims?.gpu_utilization;
+  if (claimed !== undefined && p.meanUtilization < claimed) {
+    out.push(
+      `Utilization: ${(claimed * 100).toFixed(0)}% was claimed, ${(p.meanUtilization * 100).toFixed(0)}% measured (mean over devices). ` +
+        'Expect figures near the measured one; more microbatches and a rebalanced load raise it.',
+    );
+  }
+  const commShare = p.commMs / p.wallMs;
+  if (commShare > 0.5) {
+    out.push(
+      `Communication: host-mediated transfers were in flight ${(commShare * 100).toFixed(0)}% of the wall time; fewer stage boundaries, or keeping ` +
+        'consecutive stages on the same devices, removes transfers.',
+    );
+  }
+  return out;
+}

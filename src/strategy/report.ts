@@ -1,0 +1,147 @@
+import { formatBytes } from '../cli/info.js';
+import { formatFindings } from './findings.js';
+import { loadWord, recommendations } from './recommend.js';
+import type { StrategyRun } from './run-strategy.js';
+import { formatScheduleGrid } from './schedule.js';
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const ms = (x: number) => `${x.toFixed(2)} ms`;
+
+export type Verdict = 'SOUND' | 'SOUND, CLAIMS NOT MET' | 'WRONG RESULTS';
+
+export function verdictOf(run: StrategyRun): Verdict {
+  if (!(run.maxAbsError <= run.tolerance)) return 'WRONG RESULTS';
+  const claimed = run.strategy.claims?.gpu_utilization;
+  if (claimed !== undefined && run.pipelined.meanUtilization + 0.05 < claimed) return 'SOUND, CLAIMS NOT MET';
+  return 'SOUND';
+}
+
+/** The report as data: what `--json` prints. */
+export function reportJson(run: StrategyRun): Record<string, unknown> {
+  const { trace: _trace, schedule, ...rest } = run;
+  return {
+    verdict: verdictOf(run),
+    ...rest,
+    schedule: {
+      steps: schedule.steps,
+      lanes: schedule.lanes,
+      elements: schedule.elements.map((e) => ({ name: e.name, kind: e.kind })),
+    },
+    recommendations: recommendations(run),
+  };
+}
+
+/** The report for people, in the seed's shape, every figure from the run. */
+export function reportMarkdown(run: StrategyRun, file: string): string {
+  const p = run.pipelined;
+  const s = run.strategy;
+  const verdict = verdictOf(run);
+  const maxBusy = Math.max(...p.devices.map((d) => d.busyMs));
+  const speedup = run.sequentialWallMs ? run.sequentialWallMs / p.wallMs : null;
+  const lines: string[] = [];
+  lines.push(`# Parallel Strategy Report: ${s.name ?? file}`, '');
+  lines.push('## Executive Summary');
+  lines.push(
+    `**Verdict: ${verdict}.** The strategy was validated, then run for real: ${s.hardware.device_count} ${run.backend} devices on ` +
+      `\`${run.adapter}\`${run.isSoftwareAdapter ? ' (a software adapter: these are CPU figures)' : ''}, ${s.batch.microbatches} microbatches of ` +
+      `${s.batch.batch_size / s.batch.microbatches} sequences × ${s.model.seq_len} tokens.`,
+  );
+  lines.push('');
+  lines.push(
+    `- Output against the unsharded CPU reference: max |error| ${run.maxAbsError.toExponential(2)} (tolerance ${run.tolerance}).`,
+  );
+  lines.push(
+    `- Pipelined wall time ${ms(p.wallMs)}, ${p.samplesPerSecond.toFixed(1)} samples/s` +
+      (speedup
+        ? `; the same microbatches one after another took ${ms(run.sequentialWallMs!)} (pipelining: ${speedup.toFixed(2)}×).`
+        : '.'),
+  );
+  lines.push(
+    `- Mean device utilization ${pct(p.meanUtilization)}` +
+      (s.claims?.gpu_utilization !== undefined ? ` against ${pct(s.claims.gpu_utilization)} claimed.` : '.'),
+  );
+  lines.push(
+    `- Predicted time from the measured stage times ${ms(p.predictedMs)} vs measured ${ms(p.wallMs)}: error ${p.predictionErrorPercent.toFixed(1)}%.`,
+  );
+  lines.push('');
+  lines.push('## Compatibility');
+  lines.push(
+    `- Hardware: ${s.hardware.device_count} devices opened (${run.backend}, timestamps ${run.hasDeviceTimestamps ? 'from the device' : 'from the host clock'}); every device id in stages and communications is within 0..${s.hardware.device_count - 1}.`,
+  );
+  lines.push(
+    `- Model: vocab ${s.model.vocab_size}, hidden ${s.model.hidden_size}, ffn ${s.model.ffn_size}, seq ${s.model.seq_len}, output ${s.model.output_size}.`,
+  );
+  for (const e of run.schedule.elements) {
+    if (e.kind === 'compute') {
+      const st = e.stage;
+      lines.push(
+        `- Stage \`${e.name}\` (${st.kind}, ${st.mode}) on [${st.devices.join(', ')}]${st.mode === 'column' || st.mode === 'row' ? `, shard sizes [${st.shardSizes.join(', ')}]` : ''}: output ${st.output.placement} on [${st.output.devices.join(', ')}].`,
+      );
+    } else {
+      lines.push(
+        `- Communication \`${e.name}\`: ${e.comm.op} from [${e.comm.from.join(', ')}] to [${e.comm.to.join(', ')}], moving only what the next stage reads.`,
+      );
+    }
+  }
+  lines.push(`- Memory: cap ${formatBytes(s.hardware.memory_per_device_bytes)} per device.`);
+  lines.push(
+    '',
+    '| device | estimate | measured peak | weights | activations | staging |',
+    '|---|---|---|---|---|---|',
+  );
+  for (const m of run.memoryEstimate) {
+    const peak = p.devices.find((d) => d.device === m.device)?.peakBytes ?? 0;
+    lines.push(
+      `| ${m.device} | ${formatBytes(m.total)} | ${formatBytes(peak)} | ${formatBytes(m.weights)} | ${formatBytes(m.activations)} | ${formatBytes(m.staging)} |`,
+    );
+  }
+  lines.push('');
+  if (run.findings.length > 0) {
+    lines.push('Validation findings:', '```', formatFindings(file, run.findings).trimEnd(), '```', '');
+  }
+  lines.push('## Measured Performance');
+  lines.push('| element | kind | median per microbatch | host bytes per microbatch |', '|---|---|---|---|');
+  for (const e of p.elements) {
+    lines.push(
+      `| ${e.name} | ${e.kind} | ${ms(e.medianMs)} | ${e.hostBytesPerMicrobatch === undefined ? '-' : formatBytes(e.hostBytesPerMicrobatch)} |`,
+    );
+  }
+  lines.push('');
+  lines.push(
+    `- Time with a transfer in flight: ${ms(p.commMs)} (${pct(p.commMs / p.wallMs)} of the wall time).`,
+  );
+  lines.push(
+    `- Bubble: ideal fill-drain ${pct(p.idealBubbleFraction)}; measured idle ${pct(p.measuredBubbleFraction)} (mean over devices).`,
+  );
+  lines.push(
+    `- Throughput: ${p.samplesPerSecond.toFixed(1)} samples/s, ${(p.samplesPerSecond * s.model.seq_len).toFixed(0)} tokens/s.`,
+  );
+  lines.push('');
+  lines.push('## Load Distribution (measured)');
+  lines.push(
+    '| device | stages | busy | utilization | idle | kernels | load |',
+    '|---|---|---|---|---|---|---|',
+  );
+  for (const d of p.devices) {
+    lines.push(
+      `| ${d.device} | ${d.stages.join(', ') || '-'} | ${ms(d.busyMs)} | ${pct(d.utilization)} | ${pct(d.idleFraction)} | ${d.kernels} | ${loadWord(d.busyMs, maxBusy)} |`,
+    );
+  }
+  lines.push('');
+  lines.push('## Claims vs Measured');
+  if (s.claims?.gpu_utilization !== undefined)
+    lines.push(
+      `- GPU utilization: claimed ${pct(s.claims.gpu_utilization)}, measured ${pct(p.meanUtilization)} (busiest device ${pct(Math.max(...p.devices.map((d) => d.utilization)))}).`,
+    );
+  if (s.claims?.samples_per_second !== undefined)
+    lines.push(
+      `- Throughput: claimed ${s.claims.samples_per_second} samples/s, measured ${p.samplesPerSecond.toFixed(1)}.`,
+    );
+  if (!s.claims) lines.push('- The strategy makes no claims.');
+  lines.push('');
+  lines.push('## Recommendations');
+  for (const r of recommendations(run)) lines.push(`1. ${r}`);
+  lines.push('');
+  lines.push('## Schedule (fill-drain, forward)', '```', formatScheduleGrid(run.schedule), '```', '');
+  return lines.join('\n');
+}

@@ -1,0 +1,314 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  allGather,
+  allReduce,
+  broadcast,
+  CollectiveContext,
+  DistributedTensor,
+  distributedFromShards,
+  gatherToHost,
+  hostBytes,
+  Partial,
+  planTransfer,
+  Replicate,
+  redistribute,
+  reduce,
+  reduceScatter,
+  Shard,
+  scatter,
+  sendRecv,
+  shardFromHost,
+  WebGpuTransport,
+} from '../src/collectives/index.js';
+import { isParallelError } from '../src/errors.js';
+import type { Device } from '../src/runtime/device.js';
+import { DeviceGroup } from '../src/runtime/device-group.js';
+import { elementCount } from '../src/runtime/tensor.js';
+import { randomArray } from './support/compare.js';
+import { openTestGroup, TEST_BACKEND, webGpuAvailable } from './support/devices.js';
+
+const available = await webGpuAvailable();
+
+function filled(n: number, value: number): Float32Array {
+  return new Float32Array(n).fill(value);
+}
+
+function ids(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => i);
+}
+
+describe('transfer plans (pure data)', () => {
+  // Plans only compare devices by identity: plain objects stand in for them.
+  const dev = (id: number) => ({ id }) as unknown as Device;
+  const [d0, d1, d2] = [dev(0), dev(1), dev(2)];
+  const d = [d0, d1, d2];
+
+  it('Shard(0) on [0,1] -> Shard(0) on [0,2] keeps device 0 shard and reads only device 1 shard', () => {
+    const plan = planTransfer(
+      [4, 6],
+      { devices: [d0, d1], placement: Shard(0) },
+      { devices: [d0, d2], placement: Shard(0) },
+      true,
+    );
+    expect(plan.alias).toEqual([0, null]);
+    expect(plan.pieces).toHaveLength(1);
+    expect(plan.pieces[0]).toMatchObject({ srcRank: 1, elements: 12, runs: [{ offset: 0, count: 12 }] });
+  });
+
+  it('Shard(1) column blocks are read as one run from the shard and written as strided rows', () => {
+    const plan = planTransfer(
+      [3, 4],
+      { devices: [d0, d1], placement: Shard(1) },
+      { devices: [d2], placement: Replicate() },
+      true,
+    );
+    expect(plan.pieces.map((p) => p.runs)).toEqual([[{ offset: 0, count: 6 }], [{ offset: 0, count: 6 }]]);
+    expect(plan.pieceWrites[1]![0]!.runs).toEqual([
+      { offset: 2, count: 2 },
+      { offset: 6, count: 2 },
+      { offset: 10, count: 2 },
+    ]);
+  });
+
+  it('an AllReduce on the host reads each partial once and sums once for all destinations', () => {
+    const plan = planTransfer(
+      [8],
+      { devices: d, placement: Partial() },
+      { devices: d, placement: Replicate() },
+      true,
+    );
+    expect(plan.pieces).toHaveLength(3);
+    expect(plan.hostReductions).toHaveLength(1);
+    expect(plan.hostReductions[0]!.writes).toHaveLength(3);
+  });
+});
+
+describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
+  let all: DeviceGroup;
+  let ctx: CollectiveContext;
+  beforeAll(async () => {
+    all = await openTestGroup(4);
+    ctx = new CollectiveContext();
+  });
+  afterAll(() => {
+    ctx?.destroy();
+    all?.destroy();
+  });
+
+  /** Each device of `src` holds its rank + 1 everywhere. */
+  function rankValued(
+    src: DeviceGroup,
+    placement: ReturnType<typeof Shard> | ReturnType<typeof Partial>,
+    shape: number[],
+  ) {
+    const sizes = src.devices.map((_, r) => {
+      const local = [...shape];
+      if (placement.kind === 'shard')
+        local[placement.dim] = (placement.sizes ?? shape.map(() => shape[placement.dim]! / src.size))[r]!;
+      return filled(elementCount(local), r + 1);
+    });
+    return distributedFromShards(src, placement, shape, sizes);
+  }
+
+  // Source and destination groups: same, overlapping, disjoint.
+  const PAIRS: [number[], number[]][] = [
+    [[0], [0]],
+    [
+      [0, 1],
+      [0, 1],
+    ],
+    [
+      [0, 1, 2],
+      [0, 1, 2],
+    ],
+    [
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+    ],
+    [
+      [0, 1],
+      [1, 2],
+    ],
+    [[1, 2], [2]],
+    [
+      [0, 1],
+      [2, 3],
+    ],
+    [[3], [0, 1, 2]],
+    [
+      [2, 0, 3],
+      [3, 1],
+    ],
+  ];
+
+  it.each(PAIRS)('allReduce from %j to %j sums every rank', async (from, to) => {
+    const n = from.length;
+    const input = rankValued(all.select(from), Partial(), [5, 7]);
+    const { output, traffic } = await allReduce(ctx, input, all.select(to));
+    expect(output.placement.kind).toBe('replicate');
+    for (const shard of output.shards)
+      expect([...(await shard.read())]).toEqual(new Array(35).fill((n * (n + 1)) / 2));
+    expect(traffic.bytesToHost).toBe(n === 1 ? (to[0] === from[0] ? 0 : 140) : n * 140);
+    input.free(output.shards);
+    output.free();
+  });
+
+  it.each(PAIRS)('allGather (Shard 0, uneven) from %j to %j', async (from, to) => {
+    const n = from.length;
+    const sizes = ids(n).map((r) => r + 1);
+    const rows = sizes.reduce((a, b) => a + b, 0);
+    const input = rankValued(all.select(from), Shard(0, sizes), [rows, 3]);
+    const { output, traffic } = await allGather(ctx, input, all.select(to));
+    const want = sizes.flatMap((s, r) => new Array(s * 3).fill(r + 1));
+    for (const shard of output.shards) expect([...(await shard.read())]).toEqual(want);
+    // Each source shard crosses the host once at most, however many destinations need it.
+    expect(traffic.bytesToHost).toBeLessThanOrEqual(rows * 3 * 4);
+    input.free(output.shards);
+    output.free();
+  });
+
+  it.each(PAIRS)('reduceScatter (dim 1) from %j to %j', async (from, to) => {
+    const n = from.length;
+    const cols = 2 * to.length;
+    const input = rankValued(all.select(from), Partial(), [3, cols]);
+    const { output } = await reduceScatter(ctx, input, 1, all.select(to));
+    for (const shard of output.shards) {
+      expect(shard.shape).toEqual([3, 2]);
+      expect([...(await shard.read())]).toEqual(new Array(6).fill((n * (n + 1)) / 2));
+    }
+    input.free(output.shards);
+    output.free();
+  });
+
+  it('reduce to one device ("AllReduce from [1,2] to [2]") on the host and on the device', async () => {
+    for (const reduceOn of ['host', 'device'] as const) {
+      const input = rankValued(all.select([1, 2]), Partial(), [4, 4]);
+      const { output, traffic } = await reduce(ctx, input, all.device(2), all, { reduceOn });
+      expect(output.group.devices.map((d) => d.id)).toEqual([2]);
+      expect([...(await output.shards[0]!.read())]).toEqual(new Array(16).fill(3));
+      expect(traffic.bytesToHost).toBe(reduceOn === 'host' ? 2 * 64 : 64);
+      input.free();
+      output.free();
+    }
+  });
+
+  it('allReduce summed on the devices matches the host sum', async () => {
+    for (const n of [2, 3, 4]) {
+      const input = rankValued(all.select(ids(n)), Partial(), [9]);
+      const { output } = await allReduce(ctx, input, all.select([3, 1]), { reduceOn: 'device' });
+      for (const shard of output.shards)
+        expect([...(await shard.read())]).toEqual(new Array(9).fill((n * (n + 1)) / 2));
+      input.free();
+      output.free();
+    }
+  });
+
+  it('broadcast, scatter and send/recv', async () => {
+    const data = randomArray(24, 3);
+    const root = all.devices[1]!.upload(data, [4, 6], 'root');
+    const b = await broadcast(ctx, root, all.select([0, 1, 3]));
+    for (const shard of b.output.shards) expect(await shard.read()).toEqual(data);
+    expect(b.traffic.keptShards).toBe(1);
+    expect(b.traffic.bytesToHost).toBe(96);
+    expect(b.traffic.bytesFromHost).toBe(2 * 96);
+
+    const s = await scatter(ctx, root, all.select([2, 3, 0]), 1, [1, 2, 3]);
+    expect(await gatherToHost(s.output)).toEqual(data);
+    expect(s.traffic.bytesToHost).toBe(96);
+
+    const r = await sendRecv(ctx, root, all.devices[3]!);
+    expect(r.output.device).toBe(all.devices[3]);
+    expect(await r.output.read()).toEqual(data);
+    const same = await sendRecv(ctx, root, all.devices[1]!);
+    expect(same.output).toBe(root);
+    expect(hostBytes(same.traffic)).toBe(0);
+    b.output.free([root]);
+    s.output.free();
+    r.output.free();
+    root.free();
+  });
+
+  it('redistribute moves only what the target needs, and keeps shards in place', async () => {
+    const data = randomArray(6 * 8, 11);
+    const a = shardFromHost(all.select([0, 1]), data, [6, 8], Shard(0));
+    const moved = await redistribute(ctx, a, all.select([0, 2]), Shard(0));
+    expect(moved.output.shards[0]).toBe(a.shards[0]);
+    expect(moved.traffic).toMatchObject({ bytesToHost: 96, bytesFromHost: 96, keptShards: 1 });
+    expect(await gatherToHost(moved.output)).toEqual(data);
+
+    // Shard(1) on [0,1] -> Shard(1) on [1,2]: device 1 now needs the first column block (device 0's).
+    const c = shardFromHost(all.select([0, 1]), data, [6, 8], Shard(1));
+    const cols = await redistribute(ctx, c, all.select([1, 2]), Shard(1));
+    expect(await gatherToHost(cols.output)).toEqual(data);
+    expect(cols.traffic.bytesToHost).toBe(data.byteLength);
+
+    // Shard(1) -> Shard(0) on the same devices: each keeps its quarter locally, only the rest crosses the host.
+    const rows = await redistribute(ctx, c, all.select([0, 1]), Shard(0));
+    expect(await gatherToHost(rows.output)).toEqual(data);
+    expect(rows.traffic.bytesToHost).toBe(data.byteLength / 2);
+    expect(rows.traffic.bytesLocal).toBe(data.byteLength / 2);
+
+    // Replicate -> uneven Shard on a subset: local copies only.
+    const rep = shardFromHost(all.select([0, 1, 2]), data, [6, 8], Replicate());
+    const split = await redistribute(ctx, rep, all.select([2, 0]), Shard(0, [5, 1]));
+    expect(await gatherToHost(split.output)).toEqual(data);
+    expect(hostBytes(split.traffic)).toBe(0);
+    for (const t of [a, c, rep]) t.free();
+    for (const t of [moved, cols, rows, split]) t.output.free(a.shards);
+  });
+
+  it('reuses its staging buffers across calls', async () => {
+    const transport = ctx.transport(all.devices[0]!);
+    if (!(transport instanceof WebGpuTransport)) return;
+    const run = async () => {
+      const input = rankValued(all.select([0, 1]), Partial(), [1000]);
+      const { output } = await allReduce(ctx, input);
+      input.free();
+      output.free();
+    };
+    await run();
+    const created = transport.pool.createdCount;
+    for (let i = 0; i < 3; i++) await run();
+    expect(transport.pool.createdCount).toBe(created);
+    expect(all.devices[0]!.ledger.liveEntries.some((e) => e.label === 'collective staging')).toBe(true);
+  });
+
+  it('moves between host-memory devices and WebGPU devices alike', async () => {
+    const cpu = await DeviceGroup.open({ count: 2, backend: 'cpu' });
+    const local = new CollectiveContext();
+    try {
+      const mixed = DeviceGroup.of([cpu.devices[0]!, all.devices[0]!, cpu.devices[1]!]);
+      const input = rankValued(mixed, Partial(), [2, 5]);
+      const { output } = await allReduce(local, input);
+      for (const shard of output.shards) expect([...(await shard.read())]).toEqual(new Array(10).fill(6));
+      const data = randomArray(30, 5);
+      const sharded = shardFromHost(cpu, data, [6, 5], Shard(1, [2, 3]));
+      const gathered = await allGather(local, sharded, mixed);
+      for (const shard of gathered.output.shards) expect(await shard.read()).toEqual(data);
+    } finally {
+      local.destroy();
+      cpu.destroy();
+    }
+  });
+
+  it('raises typed errors', async () => {
+    const g = all.select([0, 1]);
+    expect(() => shardFromHost(g, new Float32Array(15), [5, 3], Shard(0))).toThrow(
+      expect.objectContaining({ code: 'SPLIT' }),
+    );
+    expect(() => shardFromHost(g, new Float32Array(15), [5, 3], Shard(0, [2, 2]))).toThrow(
+      expect.objectContaining({ code: 'SPLIT' }),
+    );
+    expect(() => shardFromHost(g, new Float32Array(14), [5, 3], Replicate())).toThrow(
+      expect.objectContaining({ code: 'SHAPE' }),
+    );
+    const a = all.devices[0]!.upload(new Float32Array(4), [4], 'a');
+    expect(() => new DistributedTensor(g, Replicate(), [4], [a, a])).toThrow(
+      expect.objectContaining({ code: 'GROUP' }),
+    );
+    await expect(reduce(ctx, rankValued(g, Partial(), [4]), all.devices[3]!, g)).rejects.toSatisfy((e) =>
+      isParallelError(e, 'GROUP'),
+    );
+    a.free();
+  });
+});
