@@ -27,7 +27,10 @@ export interface PipelineMeasurement {
   readonly devices: readonly DeviceMeasurement[];
   readonly elements: readonly ElementMeasurement[];
   readonly commMs: number;
+  /** Fill-drain with shared lanes: sum(t_i) + (m - 1) * (the busiest lane's sum of t_i per microbatch). */
   readonly predictedMs: number;
+  /** The textbook formula, as if every element had a device of its own: sum(t_i) + (m - 1) * max(t_i). */
+  readonly naivePredictedMs: number;
   readonly predictionErrorPercent: number;
   readonly idealBubbleFraction: number;
   readonly measuredBubbleFraction: number;
@@ -107,10 +110,16 @@ export function measurePipeline(
         if (c) perMb.push((c.endNs - c.startNs) / 1e6);
         continue;
       }
+      // Each device's own window for the stage (its first kernel to its last); the slowest device sets the
+      // stage's time. A window across devices would count one device waiting for another as stage time.
       const tag = `${element.name}/mb${mb}`;
-      const mine = [...spans.values()].flat().filter((s) => s.tag === tag);
-      if (mine.length === 0) continue;
-      perMb.push((Math.max(...mine.map((s) => s.endNs)) - Math.min(...mine.map((s) => s.startNs))) / 1e6);
+      let slowest = 0;
+      for (const list of spans.values()) {
+        const mine = list.filter((s) => s.tag === tag);
+        if (mine.length === 0) continue;
+        slowest = Math.max(slowest, (Math.max(...mine.map((s) => s.endNs)) - Math.min(...mine.map((s) => s.startNs))) / 1e6);
+      }
+      if (slowest > 0) perMb.push(slowest);
     }
     const bytes =
       element.kind === 'comm' ? run.comms.find((x) => x.element === element.index)?.hostBytes : undefined;
@@ -123,7 +132,16 @@ export function measurePipeline(
     };
   });
   const times = measured.map((m) => m.medianMs);
-  const predictedMs = times.reduce((s, t) => s + t, 0) + (microbatches - 1) * Math.max(...times);
+  const fillMs = times.reduce((s, t) => s + t, 0);
+  const naivePredictedMs = fillMs + (microbatches - 1) * Math.max(...times);
+  // A device that serves two stages (or the host, which runs every transfer) does their work one after
+  // the other: in the steady state each step lasts as long as the busiest lane's share of one microbatch.
+  const laneMs = new Map<string, number>();
+  elements.forEach((element, i) => {
+    const lanes = element.kind === 'comm' ? ['host'] : element.stage.devices.map(String);
+    for (const lane of lanes) laneMs.set(lane, (laneMs.get(lane) ?? 0) + times[i]!);
+  });
+  const predictedMs = fillMs + (microbatches - 1) * Math.max(...laneMs.values());
   const p = elements.length;
   const meanUtilization = devices.reduce((s, d) => s + d.utilization, 0) / Math.max(1, devices.length);
   return {
@@ -132,6 +150,7 @@ export function measurePipeline(
     elements: measured,
     commMs: unionMs(run.comms),
     predictedMs,
+    naivePredictedMs,
     predictionErrorPercent: ((predictedMs - wallMs) / wallMs) * 100,
     idealBubbleFraction: (p - 1) / (microbatches + p - 1),
     measuredBubbleFraction: 1 - meanUtilization,

@@ -304,7 +304,7 @@ function checkFlow(strategy: Strategy, plans: readonly StagePlan[], add: (f: Fin
         add({ code: 'COMMUNICATION_TARGET', severity: 'error', path: `${path}.to`, message: `'${comm.name}' delivers to [${comm.to.join(', ')}] but '${consumer.spec.name}' runs on [${consumer.devices.join(', ')}]`, fix: `set "to": [${consumer.devices.join(', ')}]` });
         continue;
       }
-    } else if (!passesDirectly(producer, consumer)) {
+    } else if (!sameDevices(layout.devices, consumer.devices) || layout.placement !== 'replicate' || !consumer.accepts.includes(layout.placement)) {
       const fix = suggestCommunication(layout.placement, consumer.accepts);
       add({
         code: 'INPUT_NOT_PRODUCED',
@@ -327,16 +327,6 @@ function checkFlow(strategy: Strategy, plans: readonly StagePlan[], add: (f: Fin
   });
 }
 
-/**
- * With no communication between them, a stage's output goes on as it is: replicated on the same devices,
- * or (Megatron's column→row MLP) sharded on the last dim exactly as the row-parallel stage splits its input.
- */
-function passesDirectly(producer: StagePlan, consumer: StagePlan): boolean {
-  const { placement, devices } = producer.output;
-  if (!sameDevices(devices, consumer.devices) || !consumer.accepts.includes(placement)) return false;
-  return placement === 'replicate' || (placement === 'shard' && sameDevices(producer.shardSizes, consumer.shardSizes));
-}
-
 function describeLayout(layout: Layout): string {
   const what = layout.placement === 'shard' ? 'sharded on its last dim' : layout.placement === 'partial' ? 'partial sums' : 'replicated';
   return `${what} on [${layout.devices.join(', ')}]`;
@@ -351,7 +341,7 @@ function checkLoad(strategy: Strategy, plans: readonly StagePlan[], add: (f: Fin
     if (stages.length === 0) {
       add({ code: 'DEVICE_IDLE', severity: 'warning', path: '$.hardware.device_count', message: `device ${d} runs no stage`, fix: 'give it a shard of a stage, or lower device_count' });
     } else if (stages.length > 1) {
-      add({ code: 'DEVICE_SHARED_BY_STAGES', severity: 'warning', path: '$.stages', message: `device ${d} serves ${stages.length} stages (${stages.join(', ')}): it works on two microbatches per step and may set the pipeline's pace (the run measures it)`, fix: 'move one of the shards to a less loaded device' });
+      add({ code: 'DEVICE_SHARED_BY_STAGES', severity: 'warning', path: '$.stages', message: `device ${d} serves ${stages.length} stages (${stages.join(', ')}): it works on up to ${stages.length} microbatches per step and may set the pipeline's pace (the run measures it)`, fix: 'move one of the shards to a less loaded device' });
     }
   }
 }

@@ -1,0 +1,36 @@
+/**
+ * webgpu-parallel: run tensor- and pipeline-parallel strategies for real on WebGPU devices (or gpu.js where
+ * there is none) and report what was measured. This file is the package's one public entry point.
+ */
+
+export * from './collectives/index.js';
+export { type ErrorCode, isParallelError, ParallelError, type ParallelErrorOptions } from './errors.js';
+export type { Activation, EmbeddingOptions, Kernels, MatmulOptions } from './kernels/kernels.js';
+export * as reference from './kernels/reference/reference-ops.js';
+export { autotuneMatmul, type TuneResult } from './kernels/webgpu/autotune.js';
+export { type MatmulVariant, matmulCatalog, shapeClass } from './kernels/webgpu/matmul-variants.js';
+export { TuningCache } from './kernels/webgpu/tuning-cache.js';
+export * from './parallel/index.js';
+export { CpuDevice } from './runtime/cpu-device.js';
+export type { AdapterSummary, BackendName, Device, KernelSpan } from './runtime/device.js';
+export { type BackendChoice, DeviceGroup, type OpenDeviceGroupOptions } from './runtime/device-group.js';
+export { MemoryLedger } from './runtime/memory-ledger.js';
+export { describeSystem, type SystemInfo } from './runtime/system-info.js';
+export { type DType, type HostArray, type Shape, Tensor } from './runtime/tensor.js';
+export { GpuDevice } from './runtime/webgpu/gpu-device.js';
+export { type Finding, formatFindings, hasErrors, type Severity } from './strategy/findings.js';
+export { type PipelineMeasurement, unionMs } from './strategy/measure.js';
+export { estimateMemory } from './strategy/memory-estimate.js';
+export { planStages, type StagePlan } from './strategy/model-plan.js';
+export { recommendations } from './strategy/recommend.js';
+export { reportJson, reportMarkdown, verdictOf } from './strategy/report.js';
+export { type RunOptions, runStrategy, type StrategyRun } from './strategy/run-strategy.js';
+export {
+  buildSchedule,
+  dryRun,
+  formatScheduleGrid,
+  pipelineElements,
+  type Schedule,
+} from './strategy/schedule.js';
+export { type Strategy, StrategySchema, strategyJsonSchema } from './strategy/schema.js';
+export { parseStrategyText, type ValidationResult, validateStrategy } from './strategy/validate.js';
