@@ -215,7 +215,12 @@ function hostMemcpyGbps(bytes: number, runs: number): number {
  */
 export async function runCollectiveBench(
   sink: (record: BenchRecord) => void,
-  options: { quick?: boolean; names?: readonly string[]; sizes?: readonly number[]; counts?: readonly number[] } = {},
+  options: {
+    quick?: boolean;
+    names?: readonly string[];
+    sizes?: readonly number[];
+    counts?: readonly number[];
+  } = {},
 ): Promise<void> {
   const sizes = options.sizes ?? (options.quick ? QUICK_SIZES : FULL_SIZES);
   const runs = options.quick ? 3 : 5;

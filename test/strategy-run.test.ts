@@ -22,7 +22,13 @@ describe.skipIf(!available)(`strategy runner on ${TEST_BACKEND}`, () => {
       expect(d.peakBytes).toBeGreaterThan(0);
       expect(d.peakBytes).toBeLessThanOrEqual(run.strategy.hardware.memory_per_device_bytes);
     }
-    expect(p.elements.map((e) => e.name)).toEqual(['embed_1', 'embed_to_expert', 'expert_2', 'expert_to_agg', 'agg_3']);
+    expect(p.elements.map((e) => e.name)).toEqual([
+      'embed_1',
+      'embed_to_expert',
+      'expert_2',
+      'expert_to_agg',
+      'agg_3',
+    ]);
     for (const e of p.elements) expect(e.perMicrobatchMs).toHaveLength(8);
     expect(p.elements[1]!.hostBytesPerMicrobatch).toBeGreaterThan(0);
     expect(p.predictedMs).toBeGreaterThan(0);
@@ -31,7 +37,14 @@ describe.skipIf(!available)(`strategy runner on ${TEST_BACKEND}`, () => {
     expect(run.sequentialWallMs).toBeGreaterThan(0);
 
     const md = reportMarkdown(run, 'examples/seed-fits.json');
-    for (const heading of ['Executive Summary', 'Compatibility', 'Measured Performance', 'Load Distribution', 'Claims vs Measured', 'Recommendations']) {
+    for (const heading of [
+      'Executive Summary',
+      'Compatibility',
+      'Measured Performance',
+      'Load Distribution',
+      'Claims vs Measured',
+      'Recommendations',
+    ]) {
       expect(md).toContain(`## ${heading}`);
     }
     expect(md).toMatch(/claimed 95\.0%, measured \d+\.\d%/);
@@ -44,7 +57,10 @@ describe.skipIf(!available)(`strategy runner on ${TEST_BACKEND}`, () => {
   });
 
   it('refuses an invalid strategy before opening a device, with the findings', async () => {
-    const error = await runStrategy({ ...seedFits, hardware: { device_count: 3, memory_per_device_bytes: 16 * 2 ** 20 } }).catch((e) => e);
+    const error = await runStrategy({
+      ...seedFits,
+      hardware: { device_count: 3, memory_per_device_bytes: 16 * 2 ** 20 },
+    }).catch((e) => e);
     expect(isParallelError(error, 'STRATEGY')).toBe(true);
     expect(error.findings.some((f: { code: string }) => f.code === 'MEMORY_OVER_CAP')).toBe(true);
   });

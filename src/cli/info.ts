@@ -1,15 +1,5 @@
+import { formatBytes } from '../format.js';
 import type { SystemInfo } from '../runtime/system-info.js';
-
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${Number.isInteger(value) ? value : value.toFixed(1)} ${units[unit]}`;
-}
 
 export function formatInfo(info: SystemInfo): string {
   if (info.webgpu.length === 0) {
@@ -33,5 +23,3 @@ export function formatInfo(info: SystemInfo): string {
   );
   return `${lines.join('\n')}\n`;
 }
-
-export { formatBytes };

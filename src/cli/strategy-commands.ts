@@ -1,11 +1,15 @@
 import type { Command } from 'commander';
+import { ParallelError } from '../errors.js';
 import { TuningCache } from '../kernels/webgpu/tuning-cache.js';
 import type { BackendChoice } from '../runtime/device-group.js';
 import { formatFindings, hasErrors } from '../strategy/findings.js';
+import { planStages } from '../strategy/model-plan.js';
+import { randomWeights } from '../strategy/model-weights.js';
 import { reportJson, reportMarkdown } from '../strategy/report.js';
 import { runStrategy } from '../strategy/run-strategy.js';
 import { strategyJsonSchema } from '../strategy/schema.js';
 import { parseStrategyText, validateStrategy } from '../strategy/validate.js';
+import { weightsFromJson, weightsToJson } from '../strategy/weights-file.js';
 import { parseBytes } from './bytes.js';
 import { readText, writeAtomically } from './files.js';
 import { positiveInt } from './options.js';
@@ -22,6 +26,16 @@ interface RunFlags {
   seed?: number;
   baseline: boolean;
   progress: boolean;
+  weights?: string;
+  saveWeights?: string;
+}
+
+function parseJson(text: string, file: string): unknown {
+  const parsed = parseStrategyText(text);
+  const finding = parsed.findings[0];
+  if (finding)
+    throw new ParallelError('IO', `${file}: ${finding.message}`, { where: file, fix: finding.fix });
+  return parsed.value;
 }
 
 /** Reads and validates a strategy file; prints the findings; returns the parsed value when it may run. */
@@ -79,6 +93,8 @@ export function addStrategyCommands(program: Command): void {
       'seed of the random weights and token ids',
       (v) => positiveInt(String(Number(v) + 1)) - 1,
     )
+    .option('--weights <file>', 'weights from a JSON file (as --save-weights writes) instead of random ones')
+    .option('--save-weights <file>', 'write the weights of this run to a JSON file')
     .option('--no-baseline', 'skip the one-microbatch-at-a-time comparison run')
     .option('--no-progress', 'no progress bar')
     .action(async (file: string, flags: RunFlags) => {
@@ -89,9 +105,16 @@ export function addStrategyCommands(program: Command): void {
         process.exitCode = 1;
         return;
       }
+      const plans = planStages(checked.strategy!);
+      const weights = flags.weights
+        ? weightsFromJson(parseJson(readText(flags.weights), flags.weights), plans, flags.weights)
+        : randomWeights(plans, flags.seed ?? checked.strategy!.seed ?? 1);
+      if (flags.saveWeights)
+        writeAtomically(flags.saveWeights, JSON.stringify(weightsToJson(weights, plans)));
       const bar = flags.progress ? progressBar('running') : null;
       try {
         const run = await runStrategy(checked.value, {
+          weights,
           microbatches: flags.microbatches,
           memoryCapBytes: flags.memoryCap,
           backend: flags.backend,

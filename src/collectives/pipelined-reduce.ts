@@ -6,7 +6,7 @@ import type { HostReduction, TransferPlan } from './plan.js';
 import type { HostLease } from './transport.js';
 
 /** Elements per chunk of a pipelined host sum (1 MiB of f32): small enough to overlap, big enough to stream. */
-export const REDUCE_CHUNK_ELEMENTS = Number(process.env.RC ?? 256 * 1024);
+export const REDUCE_CHUNK_ELEMENTS = 256 * 1024;
 
 /** The part of a run list covering elements [from, from + count) of the sequence it enumerates. */
 export function sliceRuns(runs: readonly Run[], from: number, count: number): Run[] {
@@ -59,7 +59,6 @@ export async function pipelinedHostReduce(
     const current: Promise<HostLease[]> = pending!;
     pending = next < total ? issue(next) : null;
     let leases: HostLease[];
-    const T0 = performance.now();
     try {
       leases = await current;
     } catch (error) {
@@ -67,17 +66,13 @@ export async function pipelinedHostReduce(
       throw error;
     }
     const count = Math.min(REDUCE_CHUNK_ELEMENTS, total - from);
-    const T1 = performance.now();
-    const sum = ctx.hostScratch(count);
-    sumInto(
-      sum,
-      leases.map((l) => l.data as Float32Array),
-    );
-    const T2 = performance.now();
+    // Summed in place into the first source's mapped range: writeBuffer copies at call time, so the range
+    // can be unmapped right after the writes, and no scratch buffer is streamed through.
+    const inputs = leases.map((l) => l.data as Float32Array);
+    const sum = inputs[0]!;
+    sumInto(sum, inputs);
     for (const w of reduction.writes)
       writeRuns(ctx, outputs[w.dstRank]!, sum, sliceRuns(w.runs, from, count));
-    const T3 = performance.now();
     for (const lease of leases) lease.release();
-    if (process.env.PROF) console.log(`wait ${(T1 - T0).toFixed(2)} sum ${(T2 - T1).toFixed(2)} write ${(T3 - T2).toFixed(2)} rel ${(performance.now() - T3).toFixed(2)}`);
   }
 }

@@ -41,6 +41,8 @@ export interface HostWrite {
 export interface LocalCopy {
   readonly srcRank: number;
   readonly dstRank: number;
+  /** The box copied, in global coordinates. */
+  readonly box: Box;
   readonly segments: readonly Segment[];
   readonly elements: number;
 }
@@ -131,6 +133,7 @@ function localCopy(
   return {
     srcRank,
     dstRank,
+    box,
     segments: alignRuns(boxRuns(box, srcBox), boxRuns(box, dstBox)),
     elements: boxElements(box),
   };

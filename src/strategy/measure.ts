@@ -117,7 +117,10 @@ export function measurePipeline(
       for (const list of spans.values()) {
         const mine = list.filter((s) => s.tag === tag);
         if (mine.length === 0) continue;
-        slowest = Math.max(slowest, (Math.max(...mine.map((s) => s.endNs)) - Math.min(...mine.map((s) => s.startNs))) / 1e6);
+        slowest = Math.max(
+          slowest,
+          (Math.max(...mine.map((s) => s.endNs)) - Math.min(...mine.map((s) => s.startNs))) / 1e6,
+        );
       }
       if (slowest > 0) perMb.push(slowest);
     }

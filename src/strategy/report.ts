@@ -1,4 +1,4 @@
-import { formatBytes } from '../cli/info.js';
+import { formatBytes } from '../format.js';
 import { formatFindings } from './findings.js';
 import { loadWord, recommendations } from './recommend.js';
 import type { StrategyRun } from './run-strategy.js';

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { formatBytes } from '../cli/info.js';
+import { formatBytes } from '../format.js';
 import type { Finding } from './findings.js';
 import { estimateMemory } from './memory-estimate.js';
 import {

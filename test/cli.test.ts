@@ -1,0 +1,124 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const bin = join(root, 'bin/webgpu-parallel.js');
+const built = join(root, 'dist/src/cli/main.js');
+let dir = '';
+
+/** Builds dist when it is missing or older than a source file; a type error elsewhere still emits. */
+function ensureBuilt(): void {
+  const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+  const newest = Math.max(...sources.map((f) => statSync(join(root, 'src', f)).mtimeMs));
+  if (existsSync(built) && statSync(built).mtimeMs >= newest) return;
+  try {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'pipe', timeout: 90_000 });
+  } catch (error) {
+    if (!existsSync(built)) throw error;
+  }
+}
+
+function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectNoStack(r: { stdout: string; stderr: string }): void {
+  expect(r.stdout).not.toContain('    at ');
+  expect(r.stderr).not.toContain('    at ');
+}
+
+beforeAll(() => {
+  ensureBuilt();
+  dir = mkdtempSync(join(tmpdir(), 'webgpu-parallel-cli-'));
+}, 120_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('webgpu-parallel validate', () => {
+  it('rejects the seed: exit 1, MEMORY_OVER_CAP against the 16 MiB cap', () => {
+    const r = cli('validate', 'examples/seed-strategy.json');
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('MEMORY_OVER_CAP');
+    expect(r.stdout).toContain('16 MiB');
+    expect(r.stdout).toContain('examples/seed-strategy.json: not valid');
+    expectNoStack(r);
+  });
+
+  it('prints the findings as JSON with --json', () => {
+    const r = cli('validate', 'examples/seed-strategy.json', '--json');
+    expect(r.status).toBe(1);
+    const out = JSON.parse(r.stdout) as { valid: boolean; findings: { code: string; severity: string }[] };
+    expect(out.valid).toBe(false);
+    expect(out.findings.filter((f) => f.severity === 'error').map((f) => f.code)).toContain('MEMORY_OVER_CAP');
+  });
+
+  it('accepts seed-fits.json: exit 0', () => {
+    const r = cli('validate', 'examples/seed-fits.json');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('examples/seed-fits.json: valid');
+  });
+
+  it('reports malformed JSON with its line, exit 1, no stack trace', () => {
+    const file = join(dir, 'broken.json');
+    writeFileSync(file, '{\n  "hardware": { "device_count": 3, },\n}\n');
+    const r = cli('validate', file);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('JSON_SYNTAX');
+    expect(r.stdout).toContain('line 2');
+    expectNoStack(r);
+  });
+
+  it('reports a missing file, exit 1, no stack trace', () => {
+    const r = cli('validate', join(dir, 'nothing-here.json'));
+    expect(r.status).toBe(1);
+    expect(`${r.stdout}${r.stderr}`).toContain('no such file');
+    expectNoStack(r);
+  });
+});
+
+describe('webgpu-parallel schema, info, run', () => {
+  it('schema prints JSON Schema with the stages', () => {
+    const r = cli('schema');
+    expect(r.status).toBe(0);
+    const schema = JSON.parse(r.stdout) as { properties: Record<string, unknown> };
+    expect(schema.properties.stages).toBeDefined();
+    expect(schema.properties.communications).toBeDefined();
+  });
+
+  it('info exits 0', () => {
+    const r = cli('info');
+    expect(r.status).toBe(0);
+    expect(r.stdout.length).toBeGreaterThan(0);
+    expectNoStack(r);
+  });
+
+  it('run on a garbage file: exit 1, no stack trace, no report written', () => {
+    const file = join(dir, 'garbage.json');
+    const out = join(dir, 'report.md');
+    writeFileSync(file, 'this is not a strategy\n');
+    const r = cli('run', file, '--out', out, '--no-progress');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('JSON_SYNTAX');
+    expect(r.stderr).toContain('nothing was run');
+    expectNoStack(r);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('run on a file that is valid JSON but not a valid strategy: exit 1, no report written', () => {
+    const file = join(dir, 'invalid.json');
+    const out = join(dir, 'report2.md');
+    writeFileSync(file, JSON.stringify({ stages: [] }));
+    const r = cli('run', file, '--out', out, '--no-progress');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('SCHEMA_');
+    expectNoStack(r);
+    expect(existsSync(out)).toBe(false);
+  });
+});
