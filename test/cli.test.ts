@@ -12,7 +12,9 @@ let dir = '';
 
 /** Builds dist when it is missing or older than a source file; a type error elsewhere still emits. */
 function ensureBuilt(): void {
-  const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+  const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) =>
+    f.endsWith('.ts'),
+  );
   const newest = Math.max(...sources.map((f) => statSync(join(root, 'src', f)).mtimeMs));
   if (existsSync(built) && statSync(built).mtimeMs >= newest) return;
   try {
@@ -56,7 +58,9 @@ describe('webgpu-parallel validate', () => {
     expect(r.status).toBe(1);
     const out = JSON.parse(r.stdout) as { valid: boolean; findings: { code: string; severity: string }[] };
     expect(out.valid).toBe(false);
-    expect(out.findings.filter((f) => f.severity === 'error').map((f) => f.code)).toContain('MEMORY_OVER_CAP');
+    expect(out.findings.filter((f) => f.severity === 'error').map((f) => f.code)).toContain(
+      'MEMORY_OVER_CAP',
+    );
   });
 
   it('accepts seed-fits.json: exit 0', () => {

@@ -95,7 +95,9 @@ describe('buildSchedule', () => {
     const agg = dp.length - 1;
     const schedule = buildSchedule(dp, 4);
     const lanesOf = (mb: number) =>
-      schedule.lanes.filter((lane) => schedule.actions.get(lane)!.some((a) => a.element === agg && a.microbatch === mb));
+      schedule.lanes.filter((lane) =>
+        schedule.actions.get(lane)!.some((a) => a.element === agg && a.microbatch === mb),
+      );
     expect([0, 1, 2, 3].map(lanesOf)).toEqual([[1], [2], [1], [2]]);
   });
 });
@@ -106,7 +108,8 @@ describe('dryRun', () => {
     const order = dryRun(schedule);
     expect(order).toHaveLength(allActions(schedule).length);
     const at = new Map(order.map((id, i) => [id, i]));
-    for (const a of allActions(schedule)) for (const d of a.deps) expect(at.get(d)!).toBeLessThan(at.get(a.id)!);
+    for (const a of allActions(schedule))
+      for (const d of a.deps) expect(at.get(d)!).toBeLessThan(at.get(a.id)!);
   });
 
   it('reports a deadlock, with what each lane waits for, on a schedule whose lane order is inverted', () => {
@@ -146,7 +149,9 @@ describe('dryRun', () => {
     // In pipeline order the same actions run.
     const fixed: Schedule = {
       ...schedule,
-      actions: new Map([...schedule.actions].map(([lane, list]) => [lane, [...list].sort((a, b) => a.element - b.element)])),
+      actions: new Map(
+        [...schedule.actions].map(([lane, list]) => [lane, [...list].sort((a, b) => a.element - b.element)]),
+      ),
     };
     expect(dryRun(fixed)).toEqual([actionId(0, 0, 0), actionId(1, 0, HOST_LANE), actionId(2, 0, 0)]);
   });
@@ -161,6 +166,24 @@ describe('formatScheduleGrid', () => {
     expect(header).toEqual(['step', 'device 0', 'device 1', 'device 2', 'host']);
     // Step 0: only embed_1 on devices 0 and 1 (microbatch 0).
     expect(lines[1]!.split('|').map((c) => c.trim())).toEqual(['0', 'embed_1:0', 'embed_1:0', '.', '.']);
-    expect(lines.at(-1)!.split('|').map((c) => c.trim())).toEqual(['5', '.', '.', 'agg_3:1', '.']);
+    expect(
+      lines
+        .at(-1)!
+        .split('|')
+        .map((c) => c.trim()),
+    ).toEqual(['5', '.', '.', 'agg_3:1', '.']);
+  });
+});
+
+describe('direct handoff', () => {
+  it('puts no transfer between a column split and the row split that reads its shards', () => {
+    expect(elementsOf('megatron-mlp.json').map((e) => e.name)).toEqual([
+      'embed',
+      'embed_to_fc1',
+      'fc1',
+      'fc2',
+      'fc2_to_head',
+      'head',
+    ]);
   });
 });

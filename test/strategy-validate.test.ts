@@ -7,7 +7,8 @@ import { parseStrategyText, validateStrategy } from '../src/strategy/validate.js
 // biome-ignore lint/suspicious/noExplicitAny: variants edit the parsed JSON freely, wrong types included
 type Json = any;
 
-const read = (file: string): Json => JSON.parse(readFileSync(new URL(`../examples/${file}`, import.meta.url), 'utf8'));
+const read = (file: string): Json =>
+  JSON.parse(readFileSync(new URL(`../examples/${file}`, import.meta.url), 'utf8'));
 const fits: Json = read('seed-fits.json');
 
 /** Validates a copy of seed-fits.json after `edit` changed it. */
@@ -19,7 +20,12 @@ function variant(edit: (s: Json) => void): { findings: readonly Finding[]; valid
 }
 
 /** The finding with this code, checked for severity, path and a fix. */
-function expectFinding(findings: readonly Finding[], code: string, severity: Finding['severity'], path: string): Finding {
+function expectFinding(
+  findings: readonly Finding[],
+  code: string,
+  severity: Finding['severity'],
+  path: string,
+): Finding {
   const found = findings.find((f) => f.code === code && f.path === path);
   expect(found, `${code} at ${path} in ${JSON.stringify(findings, null, 1)}`).toBeDefined();
   expect(found!.severity).toBe(severity);
@@ -59,10 +65,13 @@ describe('validateStrategy: the examples', () => {
     expect(heavy.map((f) => f.message.match(/^device (\d+)/)?.[1])).toEqual(['1', '2']);
   });
 
-  it.each(['balanced-3dev.json', 'vocab-parallel.json', 'data-parallel-agg.json'])('accepts %s', (file) => {
-    const { findings } = validateStrategy(read(file));
-    expect(findings.filter((f) => f.severity === 'error')).toEqual([]);
-  });
+  it.each(['balanced-3dev.json', 'vocab-parallel.json', 'data-parallel-agg.json', 'megatron-mlp.json'])(
+    'accepts %s',
+    (file) => {
+      const { findings } = validateStrategy(read(file));
+      expect(findings.filter((f) => f.severity === 'error')).toEqual([]);
+    },
+  );
 });
 
 describe('parseStrategyText', () => {
@@ -92,7 +101,11 @@ describe('validateStrategy: schema errors', () => {
     const f = expectError((s) => (s.model.hidden_size = '512'), 'SCHEMA_INVALID_TYPE', '$.model.hidden_size');
     expect(f.message).toMatch(/number/);
     expectError((s) => (s.stages = {}), 'SCHEMA_INVALID_TYPE', '$.stages');
-    expectError((s) => (s.stages[0].tensor_parallel.devices = [0, 1.5]), 'SCHEMA_INVALID_TYPE', '$.stages[0].tensor_parallel.devices[1]');
+    expectError(
+      (s) => (s.stages[0].tensor_parallel.devices = [0, 1.5]),
+      'SCHEMA_INVALID_TYPE',
+      '$.stages[0].tensor_parallel.devices[1]',
+    );
   });
 
   it('missing fields', () => {
@@ -110,7 +123,11 @@ describe('validateStrategy: schema errors', () => {
 
   it('unknown enum values', () => {
     expectError((s) => (s.stages[1].kind = 'attention'), 'SCHEMA_INVALID_VALUE', '$.stages[1].kind');
-    expectError((s) => (s.stages[0].tensor_parallel.mode = 'diagonal'), 'SCHEMA_INVALID_VALUE', '$.stages[0].tensor_parallel.mode');
+    expectError(
+      (s) => (s.stages[0].tensor_parallel.mode = 'diagonal'),
+      'SCHEMA_INVALID_VALUE',
+      '$.stages[0].tensor_parallel.mode',
+    );
   });
 
   it('huge numbers', () => {
@@ -119,14 +136,20 @@ describe('validateStrategy: schema errors', () => {
     expectError((s) => (s.stages[0].device = 5000), 'SCHEMA_TOO_BIG', '$.stages[0].device');
     const { valid, findings } = variant((s) => (s.hardware.memory_per_device_bytes = 2 ** 60));
     expect(valid).toBe(false);
-    expect(findings.some((f) => f.path === '$.hardware.memory_per_device_bytes' && f.severity === 'error')).toBe(true);
+    expect(
+      findings.some((f) => f.path === '$.hardware.memory_per_device_bytes' && f.severity === 'error'),
+    ).toBe(true);
   });
 
   it('negative and zero numbers', () => {
     expectError((s) => (s.batch.batch_size = -32), 'SCHEMA_TOO_SMALL', '$.batch.batch_size');
     expectError((s) => (s.batch.microbatches = 0), 'SCHEMA_TOO_SMALL', '$.batch.microbatches');
     expectError((s) => (s.communications[1].to = [-1]), 'SCHEMA_TOO_SMALL', '$.communications[1].to[0]');
-    expectError((s) => (s.stages[0].tensor_parallel.devices = []), 'SCHEMA_TOO_SMALL', '$.stages[0].tensor_parallel.devices');
+    expectError(
+      (s) => (s.stages[0].tensor_parallel.devices = []),
+      'SCHEMA_TOO_SMALL',
+      '$.stages[0].tensor_parallel.devices',
+    );
   });
 
   it('a non-object value', () => {
@@ -153,38 +176,74 @@ describe('validateStrategy: devices', () => {
   });
 
   it('tensor-parallel and data-parallel devices out of range', () => {
-    expectError((s) => (s.stages[1].tensor_parallel.devices = [1, 4]), 'DEVICE_OUT_OF_RANGE', '$.stages[1].tensor_parallel.devices[1]');
-    expectError((s) => (s.stages[2].data_parallel.devices = [7]), 'DEVICE_OUT_OF_RANGE', '$.stages[2].data_parallel.devices[0]');
+    expectError(
+      (s) => (s.stages[1].tensor_parallel.devices = [1, 4]),
+      'DEVICE_OUT_OF_RANGE',
+      '$.stages[1].tensor_parallel.devices[1]',
+    );
+    expectError(
+      (s) => (s.stages[2].data_parallel.devices = [7]),
+      'DEVICE_OUT_OF_RANGE',
+      '$.stages[2].data_parallel.devices[0]',
+    );
   });
 
   it('communication from and to out of range', () => {
-    expectError((s) => (s.communications[0].from = [0, 9]), 'DEVICE_OUT_OF_RANGE', '$.communications[0].from[1]');
+    expectError(
+      (s) => (s.communications[0].from = [0, 9]),
+      'DEVICE_OUT_OF_RANGE',
+      '$.communications[0].from[1]',
+    );
     expectError((s) => (s.communications[1].to = [3]), 'DEVICE_OUT_OF_RANGE', '$.communications[1].to[0]');
   });
 
   it('a device twice in a group', () => {
-    const f = expectError((s) => (s.stages[0].tensor_parallel.devices = [0, 0]), 'DUPLICATE_DEVICE', '$.stages[0].tensor_parallel.devices');
+    const f = expectError(
+      (s) => (s.stages[0].tensor_parallel.devices = [0, 0]),
+      'DUPLICATE_DEVICE',
+      '$.stages[0].tensor_parallel.devices',
+    );
     expect(f.message).toContain('[0, 0]');
     expectError((s) => (s.communications[0].to = [1, 2, 1]), 'DUPLICATE_DEVICE', '$.communications[0].to');
   });
 
   it('data parallel replicas that do not match the devices', () => {
-    expectError((s) => (s.stages[2].data_parallel.replicas = 2), 'REPLICA_COUNT', '$.stages[2].data_parallel.replicas');
+    expectError(
+      (s) => (s.stages[2].data_parallel.replicas = 2),
+      'REPLICA_COUNT',
+      '$.stages[2].data_parallel.replicas',
+    );
   });
 });
 
 describe('validateStrategy: splits', () => {
   it('split_dim that does not match the mode', () => {
-    const f = expectError((s) => (s.stages[0].tensor_parallel.split_dim = 0), 'SPLIT_DIM_MODE', '$.stages[0].tensor_parallel.split_dim');
+    const f = expectError(
+      (s) => (s.stages[0].tensor_parallel.split_dim = 0),
+      'SPLIT_DIM_MODE',
+      '$.stages[0].tensor_parallel.split_dim',
+    );
     expect(f.fix).toContain('split_dim to 1');
-    expectError((s) => (s.stages[1].tensor_parallel.split_dim = 1), 'SPLIT_DIM_MODE', '$.stages[1].tensor_parallel.split_dim');
+    expectError(
+      (s) => (s.stages[1].tensor_parallel.split_dim = 1),
+      'SPLIT_DIM_MODE',
+      '$.stages[1].tensor_parallel.split_dim',
+    );
   });
 
   it('sizes that do not add up, or do not give one size per device', () => {
-    const f = expectError((s) => (s.stages[0].tensor_parallel.sizes = [200, 300]), 'SIZES_MISMATCH', '$.stages[0].tensor_parallel.sizes');
+    const f = expectError(
+      (s) => (s.stages[0].tensor_parallel.sizes = [200, 300]),
+      'SIZES_MISMATCH',
+      '$.stages[0].tensor_parallel.sizes',
+    );
     expect(f.message).toContain('hidden_size = 512');
     expect(f.message).toContain('add up to 500');
-    expectError((s) => (s.stages[1].tensor_parallel.sizes = [512]), 'SIZES_MISMATCH', '$.stages[1].tensor_parallel.sizes');
+    expectError(
+      (s) => (s.stages[1].tensor_parallel.sizes = [512]),
+      'SIZES_MISMATCH',
+      '$.stages[1].tensor_parallel.sizes',
+    );
   });
 
   it('uneven sizes that do add up are fine', () => {
@@ -218,19 +277,31 @@ describe('validateStrategy: splits', () => {
       'AGGREGATION_SPLIT',
       '$.stages[2].tensor_parallel',
     );
-    expectError((s) => (s.stages[1].data_parallel = { replicas: 2, devices: [1, 2] }), 'TP_AND_DP', '$.stages[1]');
+    expectError(
+      (s) => (s.stages[1].data_parallel = { replicas: 2, devices: [1, 2] }),
+      'TP_AND_DP',
+      '$.stages[1]',
+    );
   });
 });
 
 describe('validateStrategy: communications and layouts', () => {
   it('an all_reduce after a column-parallel stage: names all_gather as the fix', () => {
-    const f = expectError((s) => (s.communications[0].op = 'all_reduce'), 'COMMUNICATION_LAYOUT', '$.communications[0].op');
+    const f = expectError(
+      (s) => (s.communications[0].op = 'all_reduce'),
+      'COMMUNICATION_LAYOUT',
+      '$.communications[0].op',
+    );
     expect(f.message).toContain('embed_1');
     expect(f.fix).toContain('all_gather');
   });
 
   it('an all_gather after a row-parallel stage: names all_reduce as the fix', () => {
-    const f = expectError((s) => (s.communications[1].op = 'all_gather'), 'COMMUNICATION_LAYOUT', '$.communications[1].op');
+    const f = expectError(
+      (s) => (s.communications[1].op = 'all_gather'),
+      'COMMUNICATION_LAYOUT',
+      '$.communications[1].op',
+    );
     expect(f.fix).toContain('all_reduce');
   });
 
@@ -242,7 +313,11 @@ describe('validateStrategy: communications and layouts', () => {
   });
 
   it('a communication to the wrong devices', () => {
-    const f = expectError((s) => (s.communications[0].to = [0, 2]), 'COMMUNICATION_TARGET', '$.communications[0].to');
+    const f = expectError(
+      (s) => (s.communications[0].to = [0, 2]),
+      'COMMUNICATION_TARGET',
+      '$.communications[0].to',
+    );
     expect(f.fix).toContain('"to": [1, 2]');
   });
 
@@ -256,7 +331,11 @@ describe('validateStrategy: communications and layouts', () => {
   });
 
   it('duplicate names across stages and communications', () => {
-    const f = expectError((s) => (s.communications[1].name = 'expert_2'), 'DUPLICATE_NAME', '$.communications[1].name');
+    const f = expectError(
+      (s) => (s.communications[1].name = 'expert_2'),
+      'DUPLICATE_NAME',
+      '$.communications[1].name',
+    );
     expect(f.message).toContain('$.stages[1].name');
     expectError((s) => (s.stages[1].name = 'embed_1'), 'DUPLICATE_NAME', '$.stages[1].name');
   });
@@ -302,7 +381,11 @@ describe('validateStrategy: batch and memory', () => {
   });
 
   it('memory over the cap, from the file or from the override', () => {
-    const f = expectError((s) => (s.hardware.memory_per_device_bytes = 1 << 20), 'MEMORY_OVER_CAP', '$.hardware.memory_per_device_bytes');
+    const f = expectError(
+      (s) => (s.hardware.memory_per_device_bytes = 1 << 20),
+      'MEMORY_OVER_CAP',
+      '$.hardware.memory_per_device_bytes',
+    );
     expect(f.message).toMatch(/^device \d+ needs \d+ bytes/);
     expect(f.message).toContain('the cap is 1048576 bytes (1 MiB)');
     const { findings } = validateStrategy(fits, { memoryCapBytes: 1 << 20 });
@@ -320,7 +403,9 @@ describe('validateStrategy: warnings, not errors', () => {
   it('an idle device', () => {
     const { findings, valid } = variant((s) => (s.hardware.device_count = 4));
     expect(valid).toBe(true);
-    expect(expectFinding(findings, 'DEVICE_IDLE', 'warning', '$.hardware.device_count').message).toBe('device 3 runs no stage');
+    expect(expectFinding(findings, 'DEVICE_IDLE', 'warning', '$.hardware.device_count').message).toBe(
+      'device 3 runs no stage',
+    );
   });
 
   it('a device shared by stages', () => {

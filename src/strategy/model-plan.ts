@@ -140,3 +140,46 @@ export function suggestCommunication(
 export function sameDevices(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
+
+/** The consumer reads the producer's output where it lies: same devices, and a layout it accepts as is. */
+export function directHandoff(producer: StagePlan, consumer: StagePlan): boolean {
+  if (
+    !sameDevices(producer.devices, consumer.devices) ||
+    consumer.mode === 'replicas' ||
+    producer.mode === 'replicas'
+  )
+    return false;
+  const placement = producer.output.placement;
+  if (placement === 'replicate') return consumer.accepts.includes('replicate');
+  // Megatron's MLP: a column split's output shards are exactly a row split's input shards.
+  return (
+    placement === 'shard' &&
+    consumer.mode === 'row' &&
+    consumer.accepts.includes('shard') &&
+    producer.shardSizes.every((s, i) => s === consumer.shardSizes[i])
+  );
+}
+
+/**
+ * The communication that carries `producer`'s output to `consumer`: the first unused one from the
+ * producer's devices whose op takes that output and delivers what the consumer reads on its devices.
+ * Without one, a direct handoff needs none (-1); else the first unused one from the producer's devices is
+ * returned, so that validation can say what is wrong with it (or -1 when there is none at all).
+ */
+export function matchCommunication(
+  producer: StagePlan,
+  consumer: StagePlan,
+  communications: readonly CommunicationSpec[],
+  used: ReadonlySet<number>,
+): number {
+  const candidates = communications
+    .map((c, j) => ({ c, j }))
+    .filter(({ c, j }) => !used.has(j) && sameDevices(c.from, producer.devices));
+  const fits = candidates.find(({ c }) => {
+    const next = applyCommunication(c.op, producer.output.placement, c.to);
+    return next !== null && consumer.accepts.includes(next.placement) && sameDevices(c.to, consumer.devices);
+  });
+  if (fits) return fits.j;
+  if (directHandoff(producer, consumer)) return -1;
+  return candidates[0]?.j ?? -1;
+}

@@ -1,5 +1,5 @@
 import { ParallelError } from '../errors.js';
-import type { StagePlan } from './model-plan.js';
+import { matchCommunication, type StagePlan } from './model-plan.js';
 import type { CommunicationSpec } from './schema.js';
 
 /** A step of the forward pipeline: a stage's compute, or a communication run by the host. */
@@ -148,12 +148,7 @@ export function pipelineElements(
   stages.forEach((stage, i) => {
     elements.push({ kind: 'compute', index: elements.length, name: stage.spec.name, stage });
     if (i === stages.length - 1) return;
-    const commIndex = communications.findIndex(
-      (c, j) =>
-        !used.has(j) &&
-        c.from.length === stage.devices.length &&
-        c.from.every((d, k) => d === stage.devices[k]),
-    );
+    const commIndex = matchCommunication(stage, stages[i + 1]!, communications, used);
     if (commIndex < 0) return;
     used.add(commIndex);
     const comm = communications[commIndex]!;

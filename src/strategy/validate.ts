@@ -4,10 +4,12 @@ import type { Finding } from './findings.js';
 import { estimateMemory } from './memory-estimate.js';
 import {
   applyCommunication,
+  directHandoff,
   type Layout,
+  matchCommunication,
   planStages,
-  sameDevices,
   type StagePlan,
+  sameDevices,
   suggestCommunication,
 } from './model-plan.js';
 import { type Strategy, StrategySchema } from './schema.js';
@@ -41,7 +43,10 @@ export function parseStrategyText(text: string): { value: unknown; findings: Fin
     return { value: JSON.parse(text), findings: [] };
   } catch (error) {
     // V8 quotes the whole text in some messages ("Unexpected token ..., "<text>" is not valid JSON").
-    const message = (error instanceof Error ? error.message : String(error)).replace(/, ".*" is not valid JSON$/s, '');
+    const message = (error instanceof Error ? error.message : String(error)).replace(
+      /, ".*" is not valid JSON$/s,
+      '',
+    );
     const at = /position (\d+)/.exec(message);
     const offset = at ? Number(at[1]) : jsonErrorOffset(text);
     let where = '';
@@ -51,7 +56,15 @@ export function parseStrategyText(text: string): { value: unknown; findings: Fin
     }
     return {
       value: undefined,
-      findings: [{ code: 'JSON_SYNTAX', severity: 'error', path: '$', message: `not valid JSON${where}: ${message}`, fix: 'fix the JSON syntax' }],
+      findings: [
+        {
+          code: 'JSON_SYNTAX',
+          severity: 'error',
+          path: '$',
+          message: `not valid JSON${where}: ${message}`,
+          fix: 'fix the JSON syntax',
+        },
+      ],
     };
   }
 }
@@ -80,33 +93,37 @@ function jsonErrorOffset(text: string): number {
   const list = (close: string, item: () => void) => {
     i++;
     ws();
-    if (text[i] === close) return void i++;
-    for (;;) {
-      item();
-      ws();
-      if (text[i] === close) return void i++;
-      expect(',');
-      ws();
+    if (text[i] !== close) {
+      for (;;) {
+        item();
+        ws();
+        if (text[i] === close) break;
+        expect(',');
+        ws();
+      }
     }
+    i++;
   };
   const value = (): void => {
     ws();
     const c = text[i];
     if (c === '{') {
-      return list('}', () => {
+      list('}', () => {
         string();
         ws();
         expect(':');
         value();
       });
-    }
-    if (c === '[') return list(']', value);
-    if (c === '"') return string();
-    if (c === 't' || c === 'f' || c === 'n') return word(c === 't' ? 'true' : c === 'f' ? 'false' : 'null');
-    const number = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
-    number.lastIndex = i;
-    if (!number.test(text)) fail();
-    i = number.lastIndex;
+    } else if (c === '[') list(']', value);
+    else if (c === '"') string();
+    else if (c === 't' || c === 'f' || c === 'n') word(c === 't' ? 'true' : c === 'f' ? 'false' : 'null');
+    else number();
+  };
+  const number = () => {
+    const pattern = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+    pattern.lastIndex = i;
+    if (!pattern.test(text)) fail();
+    i = pattern.lastIndex;
   };
   try {
     value();
@@ -119,14 +136,21 @@ function jsonErrorOffset(text: string): number {
 }
 
 /** Every check: the schema, then devices, splits, layouts across communications, batch and memory. */
-export function validateStrategy(value: unknown, options: { memoryCapBytes?: number; microbatches?: number } = {}): ValidationResult {
+export function validateStrategy(
+  value: unknown,
+  options: { memoryCapBytes?: number; microbatches?: number } = {},
+): ValidationResult {
   const parsed = StrategySchema.safeParse(value);
   if (!parsed.success) return { strategy: null, plans: [], findings: schemaFindings(parsed.error) };
   let strategy = parsed.data;
   if (options.memoryCapBytes !== undefined) {
-    strategy = { ...strategy, hardware: { ...strategy.hardware, memory_per_device_bytes: options.memoryCapBytes } };
+    strategy = {
+      ...strategy,
+      hardware: { ...strategy.hardware, memory_per_device_bytes: options.memoryCapBytes },
+    };
   }
-  if (options.microbatches !== undefined) strategy = { ...strategy, batch: { ...strategy.batch, microbatches: options.microbatches } };
+  if (options.microbatches !== undefined)
+    strategy = { ...strategy, batch: { ...strategy.batch, microbatches: options.microbatches } };
   const findings: Finding[] = [];
   const add = (f: Finding) => findings.push(f);
   const count = strategy.hardware.device_count;
@@ -143,9 +167,15 @@ export function validateStrategy(value: unknown, options: { memoryCapBytes?: num
     }
   };
   const checkIds = (ids: readonly number[], path: string) => {
-    ids.forEach((id, i) => checkId(id, `${path}[${i}]`));
+    for (const [i, id] of ids.entries()) checkId(id, `${path}[${i}]`);
     if (new Set(ids).size !== ids.length) {
-      add({ code: 'DUPLICATE_DEVICE', severity: 'error', path, message: `device group [${ids.join(', ')}] lists a device twice`, fix: 'list each device once' });
+      add({
+        code: 'DUPLICATE_DEVICE',
+        severity: 'error',
+        path,
+        message: `device group [${ids.join(', ')}] lists a device twice`,
+        fix: 'list each device once',
+      });
     }
   };
 
@@ -157,7 +187,14 @@ export function validateStrategy(value: unknown, options: { memoryCapBytes?: num
     list.forEach((item, i) => {
       const path = `$.${kind}[${i}].name`;
       const first = names.get(item.name);
-      if (first) add({ code: 'DUPLICATE_NAME', severity: 'error', path, message: `name '${item.name}' is already used at ${first}`, fix: 'give every stage and communication its own name' });
+      if (first)
+        add({
+          code: 'DUPLICATE_NAME',
+          severity: 'error',
+          path,
+          message: `name '${item.name}' is already used at ${first}`,
+          fix: 'give every stage and communication its own name',
+        });
       else names.set(item.name, path);
     });
   }
@@ -179,31 +216,81 @@ export function validateStrategy(value: unknown, options: { memoryCapBytes?: num
         });
       }
       if (stage.kind === 'aggregation') {
-        add({ code: 'AGGREGATION_SPLIT', severity: 'error', path: `${path}.tensor_parallel`, message: 'the aggregation stage runs whole on each of its devices; it cannot be tensor-parallel', fix: 'use data_parallel replicas instead' });
+        add({
+          code: 'AGGREGATION_SPLIT',
+          severity: 'error',
+          path: `${path}.tensor_parallel`,
+          message: 'the aggregation stage runs whole on each of its devices; it cannot be tensor-parallel',
+          fix: 'use data_parallel replicas instead',
+        });
       }
       if (stage.device !== undefined && !tp.devices.includes(stage.device)) {
-        add({ code: 'STAGE_DEVICE_OUTSIDE_GROUP', severity: 'warning', path: `${path}.device`, message: `device ${stage.device} is not in the tensor-parallel group [${tp.devices.join(', ')}]; the group decides where the stage runs`, fix: 'drop device, or set it to a member of the group' });
+        add({
+          code: 'STAGE_DEVICE_OUTSIDE_GROUP',
+          severity: 'warning',
+          path: `${path}.device`,
+          message: `device ${stage.device} is not in the tensor-parallel group [${tp.devices.join(', ')}]; the group decides where the stage runs`,
+          fix: 'drop device, or set it to a member of the group',
+        });
       }
       if (tp.mode === 'row' && (stage.activation ?? 'none') !== 'none') {
-        add({ code: 'ROW_ACTIVATION', severity: 'error', path: `${path}.activation`, message: 'a row-parallel stage produces partial sums; a nonlinearity before the sum gives a wrong result', fix: "set activation to 'none' (apply it in the next stage) or use column mode" });
+        add({
+          code: 'ROW_ACTIVATION',
+          severity: 'error',
+          path: `${path}.activation`,
+          message:
+            'a row-parallel stage produces partial sums; a nonlinearity before the sum gives a wrong result',
+          fix: "set activation to 'none' (apply it in the next stage) or use column mode",
+        });
       }
     }
     if (stage.data_parallel) {
       const dp = stage.data_parallel;
       checkIds(dp.devices, `${path}.data_parallel.devices`);
       if (dp.replicas !== dp.devices.length) {
-        add({ code: 'REPLICA_COUNT', severity: 'error', path: `${path}.data_parallel.replicas`, message: `replicas is ${dp.replicas} but ${dp.devices.length} devices are listed`, fix: 'list one device per replica' });
+        add({
+          code: 'REPLICA_COUNT',
+          severity: 'error',
+          path: `${path}.data_parallel.replicas`,
+          message: `replicas is ${dp.replicas} but ${dp.devices.length} devices are listed`,
+          fix: 'list one device per replica',
+        });
       }
       if (dp.replicas === 1) {
-        add({ code: 'SINGLE_REPLICA', severity: 'warning', path: `${path}.data_parallel`, message: 'data parallel with 1 replica is a single device: nothing runs in parallel', fix: 'add replicas on other devices, or drop data_parallel and set device' });
+        add({
+          code: 'SINGLE_REPLICA',
+          severity: 'warning',
+          path: `${path}.data_parallel`,
+          message: 'data parallel with 1 replica is a single device: nothing runs in parallel',
+          fix: 'add replicas on other devices, or drop data_parallel and set device',
+        });
       }
-      if (tp) add({ code: 'TP_AND_DP', severity: 'error', path, message: 'a stage is either tensor-parallel or data-parallel here, not both', fix: 'keep one of tensor_parallel and data_parallel' });
+      if (tp)
+        add({
+          code: 'TP_AND_DP',
+          severity: 'error',
+          path,
+          message: 'a stage is either tensor-parallel or data-parallel here, not both',
+          fix: 'keep one of tensor_parallel and data_parallel',
+        });
     }
     if (stage.kind === 'embedding' && i !== 0) {
-      add({ code: 'EMBEDDING_NOT_FIRST', severity: 'error', path: `${path}.kind`, message: 'an embedding reads token ids, so it must be the first stage', fix: 'move the embedding stage first' });
+      add({
+        code: 'EMBEDDING_NOT_FIRST',
+        severity: 'error',
+        path: `${path}.kind`,
+        message: 'an embedding reads token ids, so it must be the first stage',
+        fix: 'move the embedding stage first',
+      });
     }
     if (stage.kind === 'aggregation' && i !== strategy.stages.length - 1) {
-      add({ code: 'AGGREGATION_NOT_LAST', severity: 'error', path: `${path}.kind`, message: 'the aggregation stage produces the final output, so it must be the last stage', fix: 'move it last' });
+      add({
+        code: 'AGGREGATION_NOT_LAST',
+        severity: 'error',
+        path: `${path}.kind`,
+        message: 'the aggregation stage produces the final output, so it must be the last stage',
+        fix: 'move it last',
+      });
     }
     if (stage.input !== undefined && stage.input !== strategy.stages[i - 1]?.name) {
       const exists = strategy.stages.some((s) => s.name === stage.input);
@@ -211,13 +298,21 @@ export function validateStrategy(value: unknown, options: { memoryCapBytes?: num
         code: exists ? 'INPUT_NOT_PREVIOUS' : 'INPUT_UNKNOWN',
         severity: 'error',
         path: `${path}.input`,
-        message: exists ? `stage input '${stage.input}' is not the stage right before it; only a chain of stages runs here` : `no stage is named '${stage.input}'`,
+        message: exists
+          ? `stage input '${stage.input}' is not the stage right before it; only a chain of stages runs here`
+          : `no stage is named '${stage.input}'`,
         fix: `set input to '${strategy.stages[i - 1]?.name ?? '(none: this is the first stage)'}' or drop it`,
       });
     }
   });
   if (strategy.stages[0]?.kind !== 'embedding') {
-    add({ code: 'NO_EMBEDDING', severity: 'error', path: '$.stages[0].kind', message: 'the first stage must be an embedding: nothing else produces its input from token ids', fix: "add a stage of kind 'embedding' first" });
+    add({
+      code: 'NO_EMBEDDING',
+      severity: 'error',
+      path: '$.stages[0].kind',
+      message: 'the first stage must be an embedding: nothing else produces its input from token ids',
+      fix: "add a stage of kind 'embedding' first",
+    });
   }
   strategy.communications.forEach((c, i) => {
     checkIds(c.from, `$.communications[${i}].from`);
@@ -239,14 +334,33 @@ export function validateStrategy(value: unknown, options: { memoryCapBytes?: num
     const tp = plan.spec.tensor_parallel;
     if (!tp) continue;
     const total = tp.mode === 'column' ? plan.outFeatures : plan.inFeatures;
-    const dimName = plan.kind === 'embedding' ? (tp.mode === 'column' ? 'hidden_size' : 'vocab_size') : tp.mode === 'column' ? 'out_features' : 'in_features';
+    const dimName =
+      plan.kind === 'embedding'
+        ? tp.mode === 'column'
+          ? 'hidden_size'
+          : 'vocab_size'
+        : tp.mode === 'column'
+          ? 'out_features'
+          : 'in_features';
     if (tp.sizes) {
       const sum = tp.sizes.reduce((s, x) => s + x, 0);
       if (tp.sizes.length !== tp.devices.length || sum !== total) {
-        add({ code: 'SIZES_MISMATCH', severity: 'error', path: `${plan.path}.tensor_parallel.sizes`, message: `sizes [${tp.sizes.join(', ')}] must give one size per device (${tp.devices.length}) and add up to ${dimName} = ${total} (they add up to ${sum})`, fix: 'correct the sizes' });
+        add({
+          code: 'SIZES_MISMATCH',
+          severity: 'error',
+          path: `${plan.path}.tensor_parallel.sizes`,
+          message: `sizes [${tp.sizes.join(', ')}] must give one size per device (${tp.devices.length}) and add up to ${dimName} = ${total} (they add up to ${sum})`,
+          fix: 'correct the sizes',
+        });
       }
     } else if (total % tp.devices.length !== 0) {
-      add({ code: 'SPLIT_NOT_DIVISIBLE', severity: 'error', path: `${plan.path}.tensor_parallel`, message: `${dimName} = ${total} does not split evenly over ${tp.devices.length} devices`, fix: `give explicit sizes, e.g. "sizes": [${plansSizes(total, tp.devices.length).join(', ')}]` });
+      add({
+        code: 'SPLIT_NOT_DIVISIBLE',
+        severity: 'error',
+        path: `${plan.path}.tensor_parallel`,
+        message: `${dimName} = ${total} does not split evenly over ${tp.devices.length} devices`,
+        fix: `give explicit sizes, e.g. "sizes": [${plansSizes(total, tp.devices.length).join(', ')}]`,
+      });
     }
   }
   checkFlow(strategy, plans, add);
@@ -254,7 +368,10 @@ export function validateStrategy(value: unknown, options: { memoryCapBytes?: num
   for (const m of estimateMemory(strategy, plans)) {
     const cap = strategy.hardware.memory_per_device_bytes;
     if (m.total > cap) {
-      const top = m.items.slice(0, 3).map((x) => `${x.label} ${formatBytes(x.bytes)}`).join(', ');
+      const top = m.items
+        .slice(0, 3)
+        .map((x) => `${x.label} ${formatBytes(x.bytes)}`)
+        .join(', ');
       add({
         code: 'MEMORY_OVER_CAP',
         severity: 'error',
@@ -268,7 +385,9 @@ export function validateStrategy(value: unknown, options: { memoryCapBytes?: num
 }
 
 function divisors(n: number): number[] {
-  return Array.from({ length: Math.min(n, 64) }, (_, i) => i + 1).filter((d) => n % d === 0).slice(-4);
+  return Array.from({ length: Math.min(n, 64) }, (_, i) => i + 1)
+    .filter((d) => n % d === 0)
+    .slice(-4);
 }
 
 function plansSizes(total: number, parts: number): number[] {
@@ -282,7 +401,7 @@ function checkFlow(strategy: Strategy, plans: readonly StagePlan[], add: (f: Fin
     const producer = plans[i]!;
     const consumer = plans[i + 1]!;
     let layout: Layout = producer.output;
-    const commIndex = strategy.communications.findIndex((c, j) => !used.has(j) && sameDevices(c.from, producer.devices));
+    const commIndex = matchCommunication(producer, consumer, strategy.communications, used);
     if (commIndex >= 0) {
       used.add(commIndex);
       const comm = strategy.communications[commIndex]!;
@@ -300,11 +419,20 @@ function checkFlow(strategy: Strategy, plans: readonly StagePlan[], add: (f: Fin
         continue;
       }
       layout = next;
-      if (!sameDevices(comm.to, consumer.devices) && !(comm.to.length === 1 && consumer.devices.length === 1 && comm.to[0] === consumer.devices[0])) {
-        add({ code: 'COMMUNICATION_TARGET', severity: 'error', path: `${path}.to`, message: `'${comm.name}' delivers to [${comm.to.join(', ')}] but '${consumer.spec.name}' runs on [${consumer.devices.join(', ')}]`, fix: `set "to": [${consumer.devices.join(', ')}]` });
+      if (
+        !sameDevices(comm.to, consumer.devices) &&
+        !(comm.to.length === 1 && consumer.devices.length === 1 && comm.to[0] === consumer.devices[0])
+      ) {
+        add({
+          code: 'COMMUNICATION_TARGET',
+          severity: 'error',
+          path: `${path}.to`,
+          message: `'${comm.name}' delivers to [${comm.to.join(', ')}] but '${consumer.spec.name}' runs on [${consumer.devices.join(', ')}]`,
+          fix: `set "to": [${consumer.devices.join(', ')}]`,
+        });
         continue;
       }
-    } else if (!sameDevices(layout.devices, consumer.devices) || layout.placement !== 'replicate' || !consumer.accepts.includes(layout.placement)) {
+    } else if (!directHandoff(producer, consumer)) {
       const fix = suggestCommunication(layout.placement, consumer.accepts);
       add({
         code: 'INPUT_NOT_PRODUCED',
@@ -317,31 +445,61 @@ function checkFlow(strategy: Strategy, plans: readonly StagePlan[], add: (f: Fin
     }
     if (!consumer.accepts.includes(layout.placement)) {
       const fix = suggestCommunication(producer.output.placement, consumer.accepts);
-      add({ code: 'COMMUNICATION_LAYOUT', severity: 'error', path: `$.communications[${commIndex}].op`, message: `'${consumer.spec.name}' needs its input ${consumer.accepts.join(' or ')}, but the communication leaves it ${describeLayout(layout)}`, fix: `use "op": "${fix}"` });
+      add({
+        code: 'COMMUNICATION_LAYOUT',
+        severity: 'error',
+        path: `$.communications[${commIndex}].op`,
+        message: `'${consumer.spec.name}' needs its input ${consumer.accepts.join(' or ')}, but the communication leaves it ${describeLayout(layout)}`,
+        fix: `use "op": "${fix}"`,
+      });
     }
   }
   strategy.communications.forEach((c, j) => {
     if (!used.has(j)) {
-      add({ code: 'COMMUNICATION_UNUSED', severity: 'error', path: `$.communications[${j}].from`, message: `no stage runs on [${c.from.join(', ')}] to feed '${c.name}' (or an earlier communication already takes that output)`, fix: 'set from to the devices of the stage whose output it moves, or remove it' });
+      add({
+        code: 'COMMUNICATION_UNUSED',
+        severity: 'error',
+        path: `$.communications[${j}].from`,
+        message: `no stage runs on [${c.from.join(', ')}] to feed '${c.name}' (or an earlier communication already takes that output)`,
+        fix: 'set from to the devices of the stage whose output it moves, or remove it',
+      });
     }
   });
 }
 
 function describeLayout(layout: Layout): string {
-  const what = layout.placement === 'shard' ? 'sharded on its last dim' : layout.placement === 'partial' ? 'partial sums' : 'replicated';
+  const what =
+    layout.placement === 'shard'
+      ? 'sharded on its last dim'
+      : layout.placement === 'partial'
+        ? 'partial sums'
+        : 'replicated';
   return `${what} on [${layout.devices.join(', ')}]`;
 }
 
 /** Warnings for legal but wasteful strategies: idle devices, one device carrying several stages. */
 function checkLoad(strategy: Strategy, plans: readonly StagePlan[], add: (f: Finding) => void): void {
   const stagesOn = new Map<number, string[]>();
-  for (const plan of plans) for (const d of plan.devices) stagesOn.set(d, [...(stagesOn.get(d) ?? []), plan.spec.name]);
+  for (const plan of plans)
+    for (const d of plan.devices) stagesOn.set(d, [...(stagesOn.get(d) ?? []), plan.spec.name]);
   for (let d = 0; d < strategy.hardware.device_count; d++) {
     const stages = stagesOn.get(d) ?? [];
     if (stages.length === 0) {
-      add({ code: 'DEVICE_IDLE', severity: 'warning', path: '$.hardware.device_count', message: `device ${d} runs no stage`, fix: 'give it a shard of a stage, or lower device_count' });
+      add({
+        code: 'DEVICE_IDLE',
+        severity: 'warning',
+        path: '$.hardware.device_count',
+        message: `device ${d} runs no stage`,
+        fix: 'give it a shard of a stage, or lower device_count',
+      });
     } else if (stages.length > 1) {
-      add({ code: 'DEVICE_SHARED_BY_STAGES', severity: 'warning', path: '$.stages', message: `device ${d} serves ${stages.length} stages (${stages.join(', ')}): it works on up to ${stages.length} microbatches per step and may set the pipeline's pace (the run measures it)`, fix: 'move one of the shards to a less loaded device' });
+      add({
+        code: 'DEVICE_SHARED_BY_STAGES',
+        severity: 'warning',
+        path: '$.stages',
+        message: `device ${d} serves ${stages.length} stages (${stages.join(', ')}): it works on up to ${stages.length} microbatches per step and may set the pipeline's pace (the run measures it)`,
+        fix: 'move one of the shards to a less loaded device',
+      });
     }
   }
 }
