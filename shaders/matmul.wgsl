@@ -49,12 +49,14 @@ fn col_groups() -> u32 {
   return (params.n + 3u) / 4u;
 }
 
-/** B[row, 4 * group .. 4 * group + 3], clamped to the matrix; lanes past the edge read valid memory. */
-fn load_b4(row: u32, group: u32) -> vec4<f32> {
-  let g = min(group, col_groups() - 1u);
-{{#if VEC_B}}  return b[row * col_groups() + g];
-{{#else VEC_B}}  let first = row * params.n;
-  let last = first + params.n - 1u;
+/** B[row, 4 * g .. 4 * g + 3] for a group index already clamped below col_groups(), so lanes past the
+ * edge read valid memory; the clamp stays out of the K loop. */
+// n and groups (= col_groups()) come in as values: on lavapipe a uniform read inside the K loop is a
+// per-lane load, as costly as the B load itself.
+fn load_b4(row: u32, g: u32, n: u32, groups: u32) -> vec4<f32> {
+{{#if VEC_B}}  return b[row * groups + g];
+{{#else VEC_B}}  let first = row * n;
+  let last = first + n - 1u;
   let col = first + 4u * g;
   return vec4<f32>(b[min(col, last)], b[min(col + 1u, last)], b[min(col + 2u, last)], b[min(col + 3u, last)]);
 {{/if VEC_B}}}
@@ -81,9 +83,13 @@ fn register_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   let group0 = (wid.x * WORKGROUP_SIZE + li) * {{TN4}}u;
 {{#for T < RA}}  let a_row{{T}} = min(row0 + lane + {{T}}u * {{SG}}u, params.m - 1u) * params.k;
 {{/for T}}{{#for T < RA}}{{#for I < SG}}{{#for Q < TN4}}  var acc{{T}}_{{I}}_{{Q}} = vec4<f32>(0.0);
-{{/for Q}}{{/for I}}{{/for T}}
-  for (var k = 0u; k < params.k; k++) {
-{{#for Q < TN4}}    let b{{Q}} = load_b4(k, group0 + {{Q}}u);
+{{/for Q}}{{/for I}}{{/for T}}  let n = params.n;
+  let k_len = params.k;
+  let groups = col_groups();
+{{#for Q < TN4}}  let g{{Q}} = min(group0 + {{Q}}u, groups - 1u);
+{{/for Q}}
+  for (var k = 0u; k < k_len; k++) {
+{{#for Q < TN4}}    let b{{Q}} = load_b4(k, g{{Q}}, n, groups);
 {{/for Q}}{{#for T < RA}}    let a{{T}} = a[a_row{{T}} + k];
 {{#for I < SG}}    {
       let av = vec4<f32>(subgroupBroadcast(a{{T}}, {{I}}u));
@@ -151,9 +157,13 @@ fn small_m(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   let group0 = (wid.x * WORKGROUP_SIZE + li) * {{TN4}}u;
 {{#for R < TM}}  let a_row{{R}} = min(row0 + {{R}}u, params.m - 1u) * params.k;
 {{#for Q < TN4}}  var acc{{R}}_{{Q}} = vec4<f32>(0.0);
-{{/for Q}}{{/for R}}
-  for (var k = 0u; k < params.k; k++) {
-{{#for Q < TN4}}    let b{{Q}} = load_b4(k, group0 + {{Q}}u);
+{{/for Q}}{{/for R}}  let n = params.n;
+  let k_len = params.k;
+  let groups = col_groups();
+{{#for Q < TN4}}  let g{{Q}} = min(group0 + {{Q}}u, groups - 1u);
+{{/for Q}}
+  for (var k = 0u; k < k_len; k++) {
+{{#for Q < TN4}}    let b{{Q}} = load_b4(k, g{{Q}}, n, groups);
 {{/for Q}}{{#for R < TM}}    {
       let av = vec4<f32>(a[a_row{{R}} + k]);
 {{#for Q < TN4}}      acc{{R}}_{{Q}} = fma(av, b{{Q}}, acc{{R}}_{{Q}});
