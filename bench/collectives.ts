@@ -17,18 +17,12 @@ import {
 } from '../src/collectives/index.js';
 import { DeviceGroup } from '../src/runtime/device-group.js';
 import type { Tensor } from '../src/runtime/tensor.js';
-import type { BenchRecord } from './record.js';
+import { type BenchRecord, median } from './record.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const FULL_SIZES = [4 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, MiB, 4 * MiB, 16 * MiB, 64 * MiB];
 const QUICK_SIZES = [4 * KiB, 256 * KiB, 16 * MiB];
-
-function median(samples: readonly number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 
 /** nccl-tests' bus-bandwidth factor: what each link carries relative to the algorithm bandwidth. */
 function busFactor(name: string, n: number): number {

@@ -35,9 +35,4 @@ export async function timeMedian(
   return result.latency.p50;
 }
 
-/** Median of the samples (the mean of the middle two for an even count). */
-export function median(samples: readonly number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
+export { median } from '../src/stats.js';

@@ -1,4 +1,5 @@
 import type { Device, KernelSpan } from '../runtime/device.js';
+import { median } from '../stats.js';
 import type { ExecutionResult } from './executor.js';
 import type { PipelineElement } from './schedule.js';
 
@@ -65,13 +66,6 @@ export function unionMs(
     }
   }
   return total / 1e6;
-}
-
-function median(values: readonly number[]): number {
-  if (values.length === 0) return 0;
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
 /**

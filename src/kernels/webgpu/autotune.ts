@@ -9,18 +9,12 @@ export interface TuneResult {
   readonly shapeClass: string;
   readonly dims: MatmulDims;
   readonly winner: string;
-  /** Median milliseconds per variant, submit to completion. */
+  /** Fastest milliseconds per variant over the timed runs, submit to completion. */
   readonly timings: Readonly<Record<string, number>>;
 }
 
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 /**
- * Times every variant that can run on the device for each shape (median of `runs` after one warm-up,
+ * Times every variant that can run on the device for each shape (the fastest of `runs` after one warm-up,
  * submit to completion) and returns the winner per shape class. The planner of the
  * device takes the picks at once; persist them with TuningCache.
  */
@@ -48,7 +42,8 @@ export async function autotuneMatmul(
           if (i > 0) samples.push(performance.now() - start);
           out.free();
         }
-        timings[variant.name] = median(samples);
+        // The fastest run, not the median: on a shared or noisy machine noise only ever adds time.
+        timings[variant.name] = Math.min(...samples);
       }
     } finally {
       a.free();
