@@ -43,7 +43,8 @@ export function reportMarkdown(run: StrategyRun, file: string): string {
   lines.push('## Executive Summary');
   lines.push(
     `**Verdict: ${verdict}.** The strategy was validated, then run for real: ${s.hardware.device_count} ${run.backend} devices on ` +
-      `\`${run.adapter}\`${run.isSoftwareAdapter ? ' (a software adapter: these are CPU figures)' : ''}, ${s.batch.microbatches} microbatches of ` +
+      `\`${run.adapter}\`${run.isSoftwareAdapter ? ' (a software adapter: these are CPU figures)' : ''}` +
+      `${run.requestedBackend === 'auto' && run.backend === 'gpujs' ? ' (no WebGPU adapter answered, so the gpu.js fallback ran)' : ''}, ${s.batch.microbatches} microbatches of ` +
       `${s.batch.batch_size / s.batch.microbatches} sequences × ${s.model.seq_len} tokens.`,
   );
   lines.push('');

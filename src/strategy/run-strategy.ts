@@ -39,6 +39,8 @@ export interface StrategyRun {
   readonly schedule: Schedule;
   readonly memoryEstimate: readonly DeviceMemory[];
   readonly backend: string;
+  /** The backend asked for: `auto` that ran on gpujs means no WebGPU adapter answered. */
+  readonly requestedBackend: BackendChoice;
   readonly adapter: string;
   readonly isSoftwareAdapter: boolean;
   readonly hasDeviceTimestamps: boolean;
@@ -149,6 +151,7 @@ export async function runStrategy(input: unknown, options: RunOptions = {}): Pro
       schedule,
       memoryEstimate: estimateMemory(strategy, plans),
       backend: group.backend,
+      requestedBackend: options.backend ?? 'auto',
       adapter: first.adapter.name,
       isSoftwareAdapter: first.adapter.isSoftware,
       hasDeviceTimestamps: first.hasDeviceTimestamps,
