@@ -64,4 +64,18 @@ describe.skipIf(!available)(`strategy runner on ${TEST_BACKEND}`, () => {
     expect(isParallelError(error, 'STRATEGY')).toBe(true);
     expect(error.findings.some((f: { code: string }) => f.code === 'MEMORY_OVER_CAP')).toBe(true);
   });
+
+  it.each(['balanced-3dev.json', 'vocab-parallel.json', 'data-parallel-agg.json', 'megatron-mlp.json'])(
+    'runs %s (uneven splits, vocab-parallel, replicas, a direct handoff) and matches the reference',
+    async (file) => {
+      const strategy = JSON.parse(readFileSync(new URL(`../examples/${file}`, import.meta.url), 'utf8'));
+      const run = await runStrategy(strategy, {
+        backend: TEST_BACKEND,
+        microbatches: 4,
+        sequentialBaseline: false,
+      });
+      expect(run.maxAbsError).toBeLessThanOrEqual(run.tolerance);
+      expect(run.pipelined.elements.every((e) => e.perMicrobatchMs.length > 0)).toBe(true);
+    },
+  );
 });

@@ -1,16 +1,17 @@
-import { DistributedTensor, Partial, type Placement, Replicate, Shard } from '../collectives/layout.js';
+import {
+  DistributedTensor,
+  Partial,
+  type Placement,
+  Replicate,
+  Shard,
+  splitOffsets,
+} from '../collectives/layout.js';
+import { shardWeight } from '../parallel/weights.js';
 import type { Device } from '../runtime/device.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import type { Tensor } from '../runtime/tensor.js';
 import type { StagePlan } from './model-plan.js';
 import { LAYER_NORM_EPS, type StageWeights } from './model-weights.js';
-
-/** Columns [start, start + width) of a row-major [rows, cols] matrix. */
-function columns(m: Float32Array, rows: number, cols: number, start: number, width: number): Float32Array {
-  const out = new Float32Array(rows * width);
-  for (let r = 0; r < rows; r++) out.set(m.subarray(r * cols + start, r * cols + start + width), r * width);
-  return out;
-}
 
 interface DeviceShard {
   readonly device: Device;
@@ -42,36 +43,30 @@ export class StageRuntime {
   ) {
     this.plan = plan;
     this.group = group;
-    const { inFeatures: rowsIn, outFeatures: cols } = plan;
-    let offset = 0;
+    const shape = [plan.inFeatures, plan.outFeatures];
+    const name = plan.spec.name;
+    // Column splits W (and its bias) on the output dim, row splits on the input dim; the layers' own helper
+    // cuts and uploads the shards. A row split's bias waits for the sum, in the consumer.
+    const split = plan.mode === 'column' ? 1 : plan.mode === 'row' ? 0 : null;
+    const w =
+      split === null ? null : shardWeight(group, weights.w, shape, split, plan.shardSizes, `${name}/w`);
+    const b =
+      plan.mode === 'column' && weights.b
+        ? shardWeight(group, weights.b, [plan.outFeatures], 0, plan.shardSizes, `${name}/b`)
+        : null;
+    const offsets = split === null ? [] : splitOffsets(plan.shardSizes);
     this.shards = group.devices.map((device, rank) => {
-      const size = plan.shardSizes[rank] ?? plan.shardSizes[0]!;
-      const start = offset;
-      if (plan.mode === 'column' || plan.mode === 'row') offset += size;
-      const label = `${plan.spec.name}[${rank}]`;
-      let w: Tensor;
-      let b: Tensor | undefined;
-      if (plan.mode === 'column') {
-        w = device.upload(columns(weights.w, rowsIn, cols, start, size), [rowsIn, size], `${label}/w`);
-        if (weights.b) b = device.upload(weights.b.subarray(start, start + size), [size], `${label}/b`);
-      } else if (plan.mode === 'row') {
-        w = device.upload(
-          weights.w.subarray(start * cols, (start + size) * cols),
-          [size, cols],
-          `${label}/w`,
-        );
-      } else {
-        w = device.upload(weights.w, [rowsIn, cols], `${label}/w`);
-        if (weights.b) b = device.upload(weights.b, [cols], `${label}/b`);
-      }
+      const label = `${name}[${rank}]`;
+      const whole = (data: Float32Array | undefined, dims: number[], what: string) =>
+        data && device.upload(data, dims, `${label}/${what}`);
       return {
         device,
-        w,
-        b,
-        gamma: weights.gamma && device.upload(weights.gamma, [rowsIn], `${label}/gamma`),
-        beta: weights.beta && device.upload(weights.beta, [rowsIn], `${label}/beta`),
-        inputBias: previousRowBias && device.upload(previousRowBias, [rowsIn], `${label}/input-bias`),
-        rowOffset: start,
+        w: w ? w.shards[rank]! : device.upload(weights.w, shape, `${label}/w`),
+        b: b ? b.shards[rank] : split === null ? whole(weights.b, [plan.outFeatures], 'b') : undefined,
+        gamma: whole(weights.gamma, [plan.inFeatures], 'gamma'),
+        beta: whole(weights.beta, [plan.inFeatures], 'beta'),
+        inputBias: whole(previousRowBias, [plan.inFeatures], 'input-bias'),
+        rowOffset: offsets[rank] ?? 0,
       };
     });
   }
