@@ -423,3 +423,12 @@ describe('validateStrategy: warnings, not errors', () => {
     expectFinding(findings, 'STAGE_DEVICE_OUTSIDE_GROUP', 'warning', '$.stages[0].device');
   });
 });
+
+describe('estimated load', () => {
+  it('warns about the seed imbalance: device 0 only looks up embeddings while 1 and 2 carry the expert', () => {
+    const seed = JSON.parse(readFileSync(new URL('../examples/seed-strategy.json', import.meta.url), 'utf8'));
+    const finding = validateStrategy(seed).findings.find((f) => f.code === 'LOAD_IMBALANCE');
+    expect(finding?.severity).toBe('warning');
+    expect(finding?.message).toMatch(/device 0: [\d.]+ MFLOP \(light\), device 1: [\d.]+ MFLOP \(heavy\)/);
+  });
+});

@@ -12,7 +12,9 @@ import {
   sameDevices,
   suggestCommunication,
 } from './model-plan.js';
+import { loadWord } from './recommend.js';
 import { type Strategy, StrategySchema } from './schema.js';
+import { estimateWork } from './work-estimate.js';
 
 export interface ValidationResult {
   readonly strategy: Strategy | null;
@@ -501,5 +503,21 @@ function checkLoad(strategy: Strategy, plans: readonly StagePlan[], add: (f: Fin
         fix: 'move one of the shards to a less loaded device',
       });
     }
+  }
+  const work = estimateWork(strategy, plans);
+  const busy = work.filter((w) => w > 0);
+  const mean = busy.reduce((a, b) => a + b, 0) / Math.max(1, busy.length);
+  const heaviest = work.indexOf(Math.max(...work));
+  const words = work.map(
+    (w, d) => `device ${d}: ${(w / 1e6).toFixed(1)} MFLOP (${loadWord(w, work[heaviest]!)})`,
+  );
+  if (busy.length > 1 && work[heaviest]! > 1.5 * mean) {
+    add({
+      code: 'LOAD_IMBALANCE',
+      severity: 'warning',
+      path: '$.stages',
+      message: `estimated work per microbatch is uneven: ${words.join(', ')}; device ${heaviest} carries ${((work[heaviest]! / mean) * 100 - 100).toFixed(0)}% more than the mean and sets the pipeline's pace`,
+      fix: `move work off device ${heaviest}: give it a smaller shard with tensor_parallel sizes, or move one of its stages`,
+    });
   }
 }
