@@ -30,6 +30,10 @@ export function stageFlops(strategy: Strategy, plan: StagePlan, rank: number): n
 /** Estimated work per device per microbatch, from the plan alone (the run measures the real figure). */
 export function estimateWork(strategy: Strategy, plans: readonly StagePlan[]): number[] {
   const work = Array.from({ length: strategy.hardware.device_count }, () => 0);
-  for (const plan of plans) plan.devices.forEach((d, rank) => (work[d]! += stageFlops(strategy, plan, rank)));
+  for (const plan of plans) {
+    plan.devices.forEach((d, rank) => {
+      work[d]! += stageFlops(strategy, plan, rank);
+    });
+  }
   return work;
 }
