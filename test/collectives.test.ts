@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sumInto } from '../src/collectives/host-sum.js';
 import {
   allGather,
   allReduce,
@@ -20,6 +21,7 @@ import {
   shardFromHost,
   WebGpuTransport,
 } from '../src/collectives/index.js';
+import { wasmSum } from '../src/collectives/wasm-sum.js';
 import { isParallelError } from '../src/errors.js';
 import type { Device } from '../src/runtime/device.js';
 import { DeviceGroup } from '../src/runtime/device-group.js';
@@ -80,6 +82,29 @@ describe('transfer plans (pure data)', () => {
     expect(plan.pieces).toHaveLength(3);
     expect(plan.hostReductions).toHaveLength(1);
     expect(plan.hostReductions[0]!.writes).toHaveLength(3);
+  });
+});
+
+describe('host sum kernels', () => {
+  it('the WebAssembly SIMD sum matches the JS sum for 2-6 inputs and ragged lengths', () => {
+    const simd = wasmSum();
+    expect(simd).not.toBeNull();
+    for (const [k, n] of [
+      [2, 7],
+      [3, 13],
+      [3, 4096],
+      [4, 9],
+      [5, 1027],
+      [6, 33],
+    ] as const) {
+      const inputs = Array.from({ length: k }, (_, j) => randomArray(n, 17 * j + n));
+      const want = new Float32Array(n);
+      sumInto(want, inputs);
+      const got = Array.from(simd!.sum(inputs, n));
+      for (const [i, v] of got.entries()) expect(v).toBeCloseTo(want[i]!, 5);
+      // A shorter call after a longer one reuses the same memory without stale tails.
+      expect(simd!.sum(inputs, 1).length).toBe(1);
+    }
   });
 });
 
