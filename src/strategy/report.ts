@@ -54,7 +54,7 @@ export function reportMarkdown(run: StrategyRun, file: string): string {
   lines.push(
     `- Pipelined wall time ${ms(p.wallMs)}, ${p.samplesPerSecond.toFixed(1)} samples/s` +
       (speedup
-        ? `; the same microbatches one after another took ${ms(run.sequentialWallMs!)} (pipelining: ${speedup.toFixed(2)}×).`
+        ? `; the same microbatches one after another took ${ms(run.sequentialWallMs!)} (pipelining: ${speedup.toFixed(2)}×; medians of ${run.repeats} alternating runs of each).`
         : '.'),
   );
   lines.push(
