@@ -1,14 +1,10 @@
 import { matmulRef } from '../src/kernels/reference/reference-ops.js';
+import { makeRandom } from '../src/random.js';
 
 /** Deterministic values in [-1, 1). */
 export function benchArray(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2147483648 - 1;
-  }
-  return out;
+  const random = makeRandom(seed);
+  return Float32Array.from({ length: n }, () => random() * 2 - 1);
 }
 
 /**

@@ -3,7 +3,7 @@ import { gatherToHost } from '../collectives/host-io.js';
 import type { DistributedTensor } from '../collectives/layout.js';
 import { redistribute } from '../collectives/redistribute.js';
 import { hostBytes } from '../collectives/traffic.js';
-import { HOST_LANE, type Lane, type PipelineElement, type Schedule } from './schedule.js';
+import { HOST_LANE, type Lane, lanesOf, type PipelineElement, type Schedule } from './schedule.js';
 import type { StageRuntime } from './sharded-model.js';
 
 /** Host-clock interval of one communication of one microbatch, and the bytes it moved through the host. */
@@ -104,8 +104,13 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
   for (const list of schedule.actions.values()) {
     for (const action of list) {
       const k = key(action.element, action.microbatch);
-      if (!results.has(k)) results.set(k, deferred());
-      arrivals.set(k, [...(arrivals.get(k) ?? []), deferred()]);
+      if (results.has(k)) continue;
+      results.set(k, deferred());
+      const lanes = lanesOf(schedule.elements[action.element]!, action.microbatch);
+      arrivals.set(
+        k,
+        lanes.map(() => deferred<void>()),
+      );
     }
   }
   const last = schedule.elements.length - 1;
@@ -114,7 +119,7 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
     for (const action of schedule.actions.get(laneId)!) {
       const k = key(action.element, action.microbatch);
       const lanesOfTask = arrivals.get(k)!;
-      const index = arrivalIndex(schedule, action.element, action.microbatch, laneId);
+      const index = lanesOf(schedule.elements[action.element]!, action.microbatch).indexOf(laneId);
       lanesOfTask[index]!.resolve();
       const result = results.get(k)!;
       const leader = index === 0;
@@ -149,13 +154,6 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
   };
   await Promise.all(schedule.lanes.map(lane));
   return { startNs, endNs: performance.now() * 1e6, comms, outputs };
-}
-
-function arrivalIndex(schedule: Schedule, element: number, microbatch: number, laneId: Lane): number {
-  const lanes = schedule.lanes.filter((l) =>
-    schedule.actions.get(l)!.some((a) => a.element === element && a.microbatch === microbatch),
-  );
-  return lanes.indexOf(laneId);
 }
 
 /** The baseline: one microbatch at a time, each element finished (devices synced) before the next starts. */

@@ -1,4 +1,4 @@
-import type { StagePlan } from './model-plan.js';
+import { type StagePlan, shardSize } from './model-plan.js';
 import type { Strategy } from './schema.js';
 
 const F32 = 4;
@@ -19,7 +19,7 @@ export function tokensPerMicrobatch(strategy: Strategy): number {
 
 /** Weight bytes of one stage on the device at `rank` of its group. */
 export function stageWeightBytes(plan: StagePlan, rank: number): number {
-  const shard = plan.shardSizes[rank] ?? plan.shardSizes[0]!;
+  const shard = shardSize(plan, rank);
   switch (plan.kind) {
     case 'embedding':
       return (plan.mode === 'column' ? plan.inFeatures * shard : shard * plan.outFeatures) * F32;
@@ -55,7 +55,7 @@ export function estimateMemory(strategy: Strategy, plans: readonly StagePlan[]):
       const w = stageWeightBytes(plan, rank);
       weights += w;
       items.push({ label: `${plan.spec.name} weights`, bytes: w });
-      const shard = plan.shardSizes[rank] ?? plan.shardSizes[0]!;
+      const shard = shardSize(plan, rank);
       const inWidth = plan.kind === 'embedding' ? 1 : plan.mode === 'row' ? shard : plan.inFeatures;
       const outWidth = plan.mode === 'column' ? shard : plan.outFeatures;
       const outRows = plan.kind === 'aggregation' ? sequences : tokens;

@@ -183,3 +183,8 @@ export function matchCommunication(
   if (directHandoff(producer, consumer)) return -1;
   return candidates[0]?.j ?? -1;
 }
+
+/** The size of the split dim the device at `rank` holds (the whole dim when the stage is not split). */
+export function shardSize(plan: StagePlan, rank: number): number {
+  return plan.shardSizes[rank] ?? plan.shardSizes[0]!;
+}

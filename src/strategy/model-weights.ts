@@ -5,6 +5,7 @@ import {
   meanRowsRef,
   softmaxRef,
 } from '../kernels/reference/reference-ops.js';
+import { makeRandom } from '../random.js';
 import type { StagePlan } from './model-plan.js';
 import type { Strategy } from './schema.js';
 
@@ -14,18 +15,6 @@ export interface StageWeights {
   readonly b?: Float32Array;
   readonly gamma?: Float32Array;
   readonly beta?: Float32Array;
-}
-
-/** A small deterministic generator (mulberry32), so a seed reproduces a run. */
-export function makeRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function uniform(n: number, scale: number, random: () => number): Float32Array {

@@ -5,6 +5,7 @@ import { estimateMemory } from './memory-estimate.js';
 import {
   applyCommunication,
   directHandoff,
+  evenSizes,
   type Layout,
   matchCommunication,
   planStages,
@@ -361,7 +362,7 @@ export function validateStrategy(
         severity: 'error',
         path: `${plan.path}.tensor_parallel`,
         message: `${dimName} = ${total} does not split evenly over ${tp.devices.length} devices`,
-        fix: `give explicit sizes, e.g. "sizes": [${plansSizes(total, tp.devices.length).join(', ')}]`,
+        fix: `give explicit sizes, e.g. "sizes": [${evenSizes(total, tp.devices.length).join(', ')}]`,
       });
     }
   }
@@ -390,10 +391,6 @@ function divisors(n: number): number[] {
   return Array.from({ length: Math.min(n, 64) }, (_, i) => i + 1)
     .filter((d) => n % d === 0)
     .slice(-4);
-}
-
-function plansSizes(total: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
 }
 
 /** Follows each stage's output through the communications to the next stage's devices. */

@@ -1,11 +1,11 @@
 import { tokensPerMicrobatch } from './memory-estimate.js';
-import type { StagePlan } from './model-plan.js';
+import { type StagePlan, shardSize } from './model-plan.js';
 import type { Strategy } from './schema.js';
 
 /** Floating-point operations one device does for one microbatch of one stage (a matmul counts 2·M·N·K). */
 export function stageFlops(strategy: Strategy, plan: StagePlan, rank: number): number {
   const tokens = tokensPerMicrobatch(strategy);
-  const shard = plan.shardSizes[rank] ?? plan.shardSizes[0]!;
+  const shard = shardSize(plan, rank);
   switch (plan.kind) {
     case 'embedding':
       // A gather: one read and one write per output element; counted so a device with only lookups is not 0.

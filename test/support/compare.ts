@@ -1,4 +1,5 @@
 import { expect } from 'vitest';
+import { makeRandom } from '../../src/random.js';
 
 export interface Tolerance {
   /** Relative to the reference's magnitude at each element (or `scale`, when given, for every element). */
@@ -44,18 +45,10 @@ export function expectClose(
   }
 }
 
-/** Deterministic values in [-1, 1) from a seed (mulberry32), so a failing case reruns the same. */
+/** Deterministic values in [-1, 1) from a seed, so a failing case reruns the same. */
 export function randomArray(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
+  const random = makeRandom(seed);
+  return Float32Array.from({ length: n }, () => random() * 2 - 1);
 }
 
 /** Sum over k of |a[i, k] * b[k, j]|: the magnitude a matmul's rounding error scales with. */
