@@ -292,10 +292,10 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
       output.free();
     };
     await run();
-    const created = transport.pool.createdCount;
+    const created = transport.device.readStaging.createdCount;
     for (let i = 0; i < 3; i++) await run();
-    expect(transport.pool.createdCount).toBe(created);
-    expect(all.devices[0]!.ledger.liveEntries.some((e) => e.label === 'collective staging')).toBe(true);
+    expect(transport.device.readStaging.createdCount).toBe(created);
+    expect(all.devices[0]!.ledger.liveEntries.some((e) => e.label === 'readback staging')).toBe(true);
   });
 
   it('moves between host-memory devices and WebGPU devices alike', async () => {

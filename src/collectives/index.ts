@@ -24,7 +24,6 @@ export { type CollectiveResult, type RedistributeOptions, redistribute } from '.
 export { reduce } from './reduce.js';
 export { reduceScatter } from './reduce-scatter.js';
 export { sendRecv } from './send-recv.js';
-export { StagingPool } from './staging-pool.js';
 export { addTraffic, hostBytes, NO_TRAFFIC, type Traffic } from './traffic.js';
 export type { HostLease, Transport } from './transport.js';
 export { WebGpuTransport } from './webgpu-transport.js';

@@ -8,13 +8,23 @@ import { wasmSum } from './wasm-sum.js';
 
 /**
  * Elements per chunk of a pipelined host sum (2 MiB of f32): with the SIMD sum, 1 MiB chunks left the loop
- * bound by per-chunk submit/map round trips, and 4 MiB ones by the unoverlapped first read and last write
- * (16 MiB over 3 lavapipe devices: ~9-10 ms at 2 MiB, ~12 ms at 1 and 4 MiB).
+ * bound by per-chunk submit/map round trips (~0.1 ms per source read), and 4 MiB ones by the unoverlapped
+ * first read and last write, and by writes that outgrow Dawn's upload ring (16 MiB over 3 lavapipe devices:
+ * ~8-10 ms at 2 MiB; ~12 ms at 1 MiB; 40-150 ms with 4-8 MiB chunks).
  */
 export const REDUCE_CHUNK_ELEMENTS = 512 * 1024;
 
 /** Chunks whose reads are in flight while one is summed; deeper read-ahead measured no faster on 2 cores. */
 export const REDUCE_READ_AHEAD = 1;
+
+/** Where each chunk of a `total`-element sum starts and how long it is. */
+export function reduceChunks(total: number): { from: number; count: number }[] {
+  const chunks: { from: number; count: number }[] = [];
+  for (let from = 0; from < total; from += REDUCE_CHUNK_ELEMENTS) {
+    chunks.push({ from, count: Math.min(REDUCE_CHUNK_ELEMENTS, total - from) });
+  }
+  return chunks;
+}
 
 /** The part of a run list covering elements [from, from + count) of the sequence it enumerates. */
 export function sliceRuns(runs: readonly Run[], from: number, count: number): Run[] {
@@ -49,11 +59,10 @@ export async function pipelinedHostReduce(
   reduction: HostReduction,
   outputs: readonly Tensor[],
 ): Promise<void> {
-  const total = boxElements(reduction.box);
+  const chunks = reduceChunks(boxElements(reduction.box));
   const simd = wasmSum();
-  const issue = (from: number): Promise<HostLease[]> => {
-    const count = Math.min(REDUCE_CHUNK_ELEMENTS, total - from);
-    return Promise.all(
+  const issue = ({ from, count }: { from: number; count: number }): Promise<HostLease[]> =>
+    Promise.all(
       reduction.pieces.map((p) => {
         const piece = plan.pieces[p]!;
         return ctx
@@ -61,16 +70,13 @@ export async function pipelinedHostReduce(
           .read(sources[piece.srcRank]!, sliceRuns(piece.runs, from, count));
       }),
     );
-  };
   const pending: Promise<HostLease[]>[] = [];
   let issued = 0;
   const fill = () => {
-    while (issued < total && pending.length < REDUCE_READ_AHEAD) {
-      pending.push(issue(issued));
-      issued += REDUCE_CHUNK_ELEMENTS;
-    }
+    while (issued < chunks.length && pending.length < REDUCE_READ_AHEAD)
+      pending.push(issue(chunks[issued++]!));
   };
-  for (let from = 0; from < total; from += REDUCE_CHUNK_ELEMENTS) {
+  for (const { from, count } of chunks) {
     fill();
     const current = pending.shift()!;
     fill();
@@ -81,7 +87,6 @@ export async function pipelinedHostReduce(
       for (const p of pending) for (const lease of await p.catch(() => [])) lease.release();
       throw error;
     }
-    const count = Math.min(REDUCE_CHUNK_ELEMENTS, total - from);
     const inputs = leases.map((l) => l.data as Float32Array);
     let sum: Float32Array;
     if (simd) {

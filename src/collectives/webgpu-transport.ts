@@ -2,7 +2,6 @@ import type { HostArray, Tensor } from '../runtime/tensor.js';
 import type { GpuDevice } from '../runtime/webgpu/gpu-device.js';
 import type { GpuTensor } from '../runtime/webgpu/gpu-tensor.js';
 import type { Run, Segment } from './box.js';
-import { StagingPool } from './staging-pool.js';
 import type { HostLease, Transport } from './transport.js';
 
 const BYTES = 4;
@@ -15,22 +14,19 @@ function bufferOf(device: GpuDevice, tensor: Tensor): GPUBuffer {
 }
 
 /**
- * A WebGPU device: reads go device buffer -> pooled MAP_READ staging buffer (one copy per run, one submit)
- * -> mapped host memory, handed out without a further copy; writes go through `queue.writeBuffer`, which
- * copies the host data at call time, so the mapped range can be unmapped right after.
+ * A WebGPU device: reads go device buffer -> the device's pooled MAP_READ staging (one copy per run, one
+ * submit) -> mapped host memory, handed out without a further copy; writes go through `GpuDevice.write`,
+ * which copies the host data before it returns, so a mapped source range can be unmapped right after.
  */
 export class WebGpuTransport implements Transport {
-  readonly pool: StagingPool;
-
-  constructor(readonly device: GpuDevice) {
-    this.pool = new StagingPool(device);
-  }
+  constructor(readonly device: GpuDevice) {}
 
   async read(tensor: Tensor, runs: readonly Run[]): Promise<HostLease> {
     const source = bufferOf(this.device, tensor);
     const total = runs.reduce((n, r) => n + r.count, 0);
     const bytes = total * BYTES;
-    const staging = this.pool.acquire(bytes);
+    const pool = this.device.readStaging;
+    const staging = pool.acquire(bytes);
     try {
       const encoder = this.device.gpu.createCommandEncoder({ label: `collective read ${tensor.label}` });
       let at = 0;
@@ -42,7 +38,8 @@ export class WebGpuTransport implements Transport {
       await staging.mapAsync(GPUMapMode.READ, 0, bytes);
       this.device.throwIfFailed();
     } catch (error) {
-      this.pool.release(staging);
+      if (staging.mapState !== 'unmapped') staging.unmap();
+      pool.release(staging);
       throw error;
     }
     const range = staging.getMappedRange(0, bytes);
@@ -54,20 +51,13 @@ export class WebGpuTransport implements Transport {
         if (released) return;
         released = true;
         staging.unmap();
-        this.pool.release(staging);
+        pool.release(staging);
       },
     };
   }
 
   write(tensor: Tensor, data: HostArray, elementOffset: number): void {
-    if (data.length === 0) return;
-    this.device.gpu.queue.writeBuffer(
-      bufferOf(this.device, tensor),
-      elementOffset * BYTES,
-      data.buffer,
-      data.byteOffset,
-      data.byteLength,
-    );
+    this.device.write(tensor, data, elementOffset);
   }
 
   copyWithin(src: Tensor, dst: Tensor, segments: readonly Segment[]): void {
@@ -80,7 +70,9 @@ export class WebGpuTransport implements Transport {
     this.device.gpu.queue.submit([encoder.finish()]);
   }
 
+  /** The staging buffers belong to the device; idle ones are handed back to the driver. */
   destroy(): void {
-    this.pool.destroy();
+    this.device.readStaging.trim();
+    this.device.uploadStaging.trim();
   }
 }

@@ -6,7 +6,21 @@ import type { DType, HostArray, Shape, Tensor } from '../tensor.js';
 import { BYTES_PER_ELEMENT, checkShape, dtypeOf, elementCount, formatShape } from '../tensor.js';
 import { GpuTensor, paddedBytes } from './gpu-tensor.js';
 import { PipelineCache, type PipelineSource } from './pipeline-cache.js';
+import { StagingPool } from './staging-pool.js';
 import { TimestampProfiler } from './timestamps.js';
+
+/**
+ * `queue.writeBuffer` is used only while a write fits Dawn's 4 MiB upload ring: a write that does not fit
+ * what the queue has not yet consumed gets freshly allocated staging memory, which lavapipe page-faults on
+ * every write (a 16 MiB write into a buffer the GPU had used: ~49 ms, every time). Larger writes, and writes
+ * past the in-flight limit, go through the device's own upload buffers, which are reused (the same 16 MiB:
+ * ~2-3 ms once the pool has grown). Within the ring, writeBuffer is the cheaper path (2 MiB: ~0.1 ms of host
+ * time against ~0.2 ms for a staged copy, which pays an encoder, a submit and a re-map). Single writes are
+ * held to half the ring because 4 MiB ones, back to back, still fell off it in the AllReduce bench.
+ */
+export const DIRECT_WRITE_MAX_BYTES = 2 * 1024 * 1024;
+/** Bytes of writeBuffer calls the queue may not have consumed yet; counted down on queue completion. */
+export const DIRECT_WRITE_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 
 export interface Dispatch {
   readonly source: PipelineSource;
@@ -41,6 +55,12 @@ export class GpuDevice implements Device {
   readonly hasDeviceTimestamps: boolean;
   readonly gpu: GPUDevice;
   readonly pipelines: PipelineCache;
+  /** Pooled MAP_READ buffers for reads back to the host (collectives lease them too). */
+  readonly readStaging: StagingPool;
+  /** Pooled MAP_WRITE buffers for large writes into tensors. */
+  readonly uploadStaging: StagingPool;
+  /** Bytes of `queue.writeBuffer` calls the queue has not finished yet (see DIRECT_WRITE_IN_FLIGHT_BYTES). */
+  private directWriteBytes = 0;
   private readonly profiler: TimestampProfiler | null;
   private profiling = false;
   private tag = '';
@@ -91,6 +111,8 @@ export class GpuDevice implements Device {
     this.hasDeviceTimestamps = timestamps;
     this.profiler = timestamps ? new TimestampProfiler(gpu, this.name) : null;
     this.pipelines = new PipelineCache(gpu, this.name, options.dumpShader);
+    this.readStaging = new StagingPool(this, 'readback');
+    this.uploadStaging = new StagingPool(this, 'upload');
     gpu.onuncapturederror = (event: GPUUncapturedErrorEvent) => {
       const code = event.error instanceof GPUOutOfMemoryError ? 'OUT_OF_MEMORY' : 'VALIDATION';
       this.firstError ??= new ParallelError(code, `${this.name}: ${event.error.message}`, {
@@ -135,7 +157,9 @@ export class GpuDevice implements Device {
       );
     }
     const tensor = this.empty(shape, dtypeOf(data), label);
-    this.write(tensor, data);
+    // A buffer the GPU has never used is written by Dawn straight into its memory, at memcpy speed.
+    if (data.byteLength > 0)
+      this.gpu.queue.writeBuffer(tensor.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
     return tensor;
   }
 
@@ -153,13 +177,27 @@ export class GpuDevice implements Device {
       );
     }
     if (data.byteLength % 4 !== 0 || data.length === 0) return;
-    this.gpu.queue.writeBuffer(
-      gpuTensor.buffer,
-      elementOffset * bytes,
-      data.buffer,
-      data.byteOffset,
-      data.byteLength,
-    );
+    const byteOffset = elementOffset * bytes;
+    const direct =
+      data.byteLength <= DIRECT_WRITE_MAX_BYTES &&
+      this.directWriteBytes + data.byteLength <= DIRECT_WRITE_IN_FLIGHT_BYTES;
+    if (direct) {
+      this.directWriteBytes += data.byteLength;
+      this.gpu.queue.writeBuffer(gpuTensor.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+      const done = () => {
+        this.directWriteBytes -= data.byteLength;
+      };
+      this.gpu.queue.onSubmittedWorkDone().then(done, done);
+      return;
+    }
+    const staging = this.uploadStaging.acquire(data.byteLength);
+    const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    new Uint8Array(staging.getMappedRange(0, data.byteLength)).set(view);
+    staging.unmap();
+    const encoder = this.gpu.createCommandEncoder({ label: `write ${tensor.label}` });
+    encoder.copyBufferToBuffer(staging, 0, gpuTensor.buffer, byteOffset, data.byteLength);
+    this.gpu.queue.submit([encoder.finish()]);
+    this.uploadStaging.release(staging);
   }
 
   async read(tensor: Tensor, elementOffset = 0, count = tensor.size - elementOffset): Promise<HostArray> {
@@ -175,13 +213,7 @@ export class GpuDevice implements Device {
     }
     if (count === 0) return tensor.dtype === 'u32' ? new Uint32Array(0) : new Float32Array(0);
     const bytes = count * BYTES_PER_ELEMENT[tensor.dtype];
-    const size = paddedBytes(bytes);
-    const handle = this.ledger.reserve(size, `${tensor.label}/readback`);
-    const staging = this.gpu.createBuffer({
-      label: `${tensor.label}/readback`,
-      size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
+    const staging = this.readStaging.acquire(bytes);
     try {
       const encoder = this.gpu.createCommandEncoder({ label: `read ${tensor.label}` });
       encoder.copyBufferToBuffer(
@@ -189,17 +221,17 @@ export class GpuDevice implements Device {
         elementOffset * BYTES_PER_ELEMENT[tensor.dtype],
         staging,
         0,
-        size,
+        bytes,
       );
       this.gpu.queue.submit([encoder.finish()]);
-      await Promise.race([staging.mapAsync(GPUMapMode.READ), this.lostSignal]);
+      await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, bytes), this.lostSignal]);
       this.throwIfFailed();
-      const copy = staging.getMappedRange(0, size).slice(0, bytes);
-      staging.unmap();
+      const copy = staging.getMappedRange(0, bytes).slice(0);
       return tensor.dtype === 'u32' ? new Uint32Array(copy) : new Float32Array(copy);
     } finally {
-      staging.destroy();
-      this.ledger.release(handle);
+      // Also cancels a map still pending when the read failed, so the buffer goes back reusable.
+      if (staging.mapState !== 'unmapped') staging.unmap();
+      this.readStaging.release(staging);
     }
   }
 
@@ -277,6 +309,8 @@ export class GpuDevice implements Device {
 
   destroy(): void {
     if (this.destroyed) return;
+    this.readStaging.destroy();
+    this.uploadStaging.destroy();
     this.destroyed = true;
     this.profiler?.destroy();
     this.gpu.destroy();
