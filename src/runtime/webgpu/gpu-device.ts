@@ -1,9 +1,10 @@
-import { ParallelError } from '../../errors.js';
+import { isParallelError, ParallelError } from '../../errors.js';
 import type { Kernels } from '../../kernels/kernels.js';
 import type { AdapterSummary, Device, KernelSpan } from '../device.js';
 import { MemoryLedger } from '../memory-ledger.js';
 import type { DType, HostArray, Shape, Tensor } from '../tensor.js';
 import { BYTES_PER_ELEMENT, checkShape, dtypeOf, elementCount, formatShape } from '../tensor.js';
+import { BufferCache } from './buffer-cache.js';
 import { GpuTensor, paddedBytes } from './gpu-tensor.js';
 import { PipelineCache, type PipelineSource } from './pipeline-cache.js';
 import { StagingPool } from './staging-pool.js';
@@ -59,6 +60,8 @@ export class GpuDevice implements Device {
   readonly readStaging: StagingPool;
   /** Pooled MAP_WRITE buffers for large writes into tensors. */
   readonly uploadStaging: StagingPool;
+  /** Freed tensor buffers kept for the next tensor of the same size. */
+  readonly tensorCache: BufferCache;
   /** Bytes of `queue.writeBuffer` calls the queue has not finished yet (see DIRECT_WRITE_IN_FLIGHT_BYTES). */
   private directWriteBytes = 0;
   private readonly profiler: TimestampProfiler | null;
@@ -113,6 +116,7 @@ export class GpuDevice implements Device {
     this.pipelines = new PipelineCache(gpu, this.name, options.dumpShader);
     this.readStaging = new StagingPool(this, 'readback');
     this.uploadStaging = new StagingPool(this, 'upload');
+    this.tensorCache = new BufferCache(this);
     gpu.onuncapturederror = (event: GPUUncapturedErrorEvent) => {
       const code = event.error instanceof GPUOutOfMemoryError ? 'OUT_OF_MEMORY' : 'VALIDATION';
       this.firstError ??= new ParallelError(code, `${this.name}: ${event.error.message}`, {
@@ -133,6 +137,23 @@ export class GpuDevice implements Device {
     // The lost promise is raced, never awaited alone; an unobserved rejection must not crash the process.
     this.lostSignal.catch(() => {});
     this.kernels = options.makeKernels(this);
+  }
+
+  /**
+   * Reserves ledger bytes for a tensor. Over budget, the bytes this device merely keeps for reuse (freed
+   * tensors, idle staging) are handed back first, so caching never turns a fitting run into MEMORY_BUDGET.
+   */
+  reserve(bytes: number, label: string): number {
+    try {
+      return this.ledger.reserve(bytes, label);
+    } catch (error) {
+      const kept = this.tensorCache.heldBytes + this.readStaging.idleBytes + this.uploadStaging.idleBytes;
+      if (!isParallelError(error, 'MEMORY_BUDGET') || kept === 0) throw error;
+      this.tensorCache.trim();
+      this.readStaging.trim();
+      this.uploadStaging.trim();
+      return this.ledger.reserve(bytes, label);
+    }
   }
 
   createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
@@ -311,6 +332,7 @@ export class GpuDevice implements Device {
     if (this.destroyed) return;
     this.readStaging.destroy();
     this.uploadStaging.destroy();
+    this.tensorCache.trim();
     this.destroyed = true;
     this.profiler?.destroy();
     this.gpu.destroy();

@@ -20,9 +20,11 @@ export class GpuTensor extends Tensor {
     this.device = device;
     const bytes = paddedBytes(elementCount(shape) * BYTES_PER_ELEMENT[dtype]);
     // The ledger answers first, so a tensor over budget never reaches the driver.
-    this.handle = device.ledger.reserve(bytes, label);
+    this.handle = device.reserve(bytes, label);
     try {
-      this.buffer = device.createBuffer({ label, size: bytes, usage: TENSOR_USAGE });
+      this.buffer =
+        device.tensorCache.take(bytes, label) ??
+        device.createBuffer({ label, size: bytes, usage: TENSOR_USAGE });
     } catch (error) {
       device.ledger.release(this.handle);
       throw error;
@@ -30,7 +32,7 @@ export class GpuTensor extends Tensor {
   }
 
   protected release(): void {
-    this.buffer.destroy();
     this.device.ledger.release(this.handle);
+    this.device.tensorCache.give(this.buffer);
   }
 }

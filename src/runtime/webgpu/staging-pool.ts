@@ -91,9 +91,15 @@ export class StagingPool {
   }
 
   get heldBytes(): number {
+    let bytes = this.idleBytes;
+    for (const p of this.busy.values()) bytes += p.buffer.size;
+    return bytes;
+  }
+
+  /** Bytes in buffers nobody holds now: what `trim` would hand back. */
+  get idleBytes(): number {
     let bytes = 0;
     for (const list of this.free.values()) for (const p of list) bytes += p.buffer.size;
-    for (const p of this.busy.values()) bytes += p.buffer.size;
     return bytes;
   }
 
