@@ -65,4 +65,21 @@ describe.skipIf(!available)('WebGPU tensor buffer cache', () => {
       tight.destroy();
     }
   });
+
+  it('gives kept bytes to a readback staging buffer that would not fit otherwise', async () => {
+    const tight = await openTestGroup(1, Math.floor(2.6 * BYTES));
+    try {
+      const dev = tight.devices[0] as GpuDevice;
+      dev.empty([ELEMENTS], 'f32', 'x').free();
+      // Another size, so the kept buffer stays kept: 2 x BYTES in the ledger, and no room for staging.
+      const w = dev.upload(new Float32Array(ELEMENTS + 1).fill(2), [ELEMENTS + 1], 'w');
+      expect(dev.tensorCache.heldBytes).toBe(BYTES);
+      const values = await w.read();
+      expect(values[ELEMENTS]).toBe(2);
+      expect(dev.tensorCache.heldBytes).toBe(0);
+      w.free();
+    } finally {
+      tight.destroy();
+    }
+  });
 });

@@ -3,11 +3,15 @@ import type { MemoryLedger } from '../memory-ledger.js';
 /** Smallest staging buffer: below this, a map round trip costs the same whatever the size. */
 export const MIN_STAGING_BYTES = 4096;
 
-/** Size classes are powers of two so that a buffer fits many nearby sizes and reuse is likely. */
+/**
+ * Four size classes per power of two (4, 5, 6, 7 x 2^k): a buffer still fits many nearby sizes, so reuse is
+ * likely, while a class wastes at most a quarter of what was asked, not half as powers of two would, which
+ * decides whether a read fits a tight memory budget.
+ */
 export function sizeClass(bytes: number): number {
-  let size = MIN_STAGING_BYTES;
-  while (size < bytes) size *= 2;
-  return size;
+  if (bytes <= MIN_STAGING_BYTES) return MIN_STAGING_BYTES;
+  const step = 2 ** (Math.floor(Math.log2(bytes - 1)) - 2);
+  return Math.ceil(bytes / step) * step;
 }
 
 /**
@@ -23,6 +27,8 @@ export interface StagingOwner {
   readonly name: string;
   readonly gpu: GPUDevice;
   readonly ledger: MemoryLedger;
+  /** Reserves ledger bytes, first handing back what the device only keeps for reuse if over budget. */
+  reserve(bytes: number, label: string): number;
   readonly isDestroyed: boolean;
 }
 
@@ -122,7 +128,7 @@ export class StagingPool {
   }
 
   private create(size: number): Pooled {
-    const handle = this.device.ledger.reserve(size, `${this.kind} staging`);
+    const handle = this.device.reserve(size, `${this.kind} staging`);
     try {
       const upload = this.kind === 'upload';
       const buffer = this.device.gpu.createBuffer({
