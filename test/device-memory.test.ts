@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isParallelError } from '../src/errors.js';
+import type { DeviceGroup } from '../src/runtime/device-group.js';
+import { CACHE_MIN_BYTES } from '../src/runtime/webgpu/buffer-cache.js';
+import { DIRECT_WRITE_MAX_BYTES, type GpuDevice } from '../src/runtime/webgpu/gpu-device.js';
+import { expectClose } from './support/compare.js';
+import { openTestGroup, TEST_BACKEND, webGpuAvailable } from './support/devices.js';
+
+const available = (await webGpuAvailable()) && TEST_BACKEND === 'webgpu';
+
+/** Copies must be exact. */
+const EXACT = { rtol: 0, atol: 0 };
+
+/** Values that differ at every index and between calls, so a stale or misplaced byte shows. */
+function pattern(n: number, seed: number): Float32Array {
+  return Float32Array.from({ length: n }, (_, i) => ((i * 7 + seed * 13) % 1009) - 500);
+}
+
+/** A tensor just large enough for the buffer cache to keep. */
+const ELEMENTS = CACHE_MIN_BYTES / 4 + 256;
+const BYTES = ELEMENTS * 4;
+
+describe.skipIf(!available)('WebGPU device memory', () => {
+  let group: DeviceGroup;
+  let device: GpuDevice;
+
+  beforeAll(async () => {
+    group = await openTestGroup(1);
+    device = group.devices[0] as GpuDevice;
+  });
+  afterAll(() => group?.destroy());
+
+  describe('staging (writes past the direct limit, pooled reads)', () => {
+    it('writes a large array through the upload pool into a tensor kernels have used, at an offset', async () => {
+      const n = (3 * DIRECT_WRITE_MAX_BYTES) / 4 + 5;
+      const tensor = device.upload(new Float32Array(n + 3), [n + 3], 'target');
+      // A kernel reads it first: Dawn's own writeBuffer is the slow path for such a buffer on lavapipe.
+      (await device.kernels.scale(tensor, 1)).free();
+      const data = pattern(n, 1);
+      device.write(tensor, data, 3);
+      const back = await device.read(tensor);
+      expect(back.subarray(0, 3)).toEqual(new Float32Array(3));
+      expectClose(back.subarray(3), data, EXACT);
+      expect(device.uploadStaging.createdCount).toBeGreaterThan(0);
+      tensor.free();
+    });
+
+    it('reuses its upload and readback buffers once the queue is done with them', async () => {
+      const n = DIRECT_WRITE_MAX_BYTES / 2; // 2x the direct limit in bytes
+      const tensor = device.empty([n], 'f32', 'reused');
+      device.write(tensor, pattern(n, 2));
+      expectClose(await device.read(tensor), pattern(n, 2), EXACT);
+      const uploads = device.uploadStaging.createdCount;
+      const readbacks = device.readStaging.createdCount;
+      for (let call = 3; call < 6; call++) {
+        device.write(tensor, pattern(n, call));
+        expectClose(await device.read(tensor), pattern(n, call), EXACT);
+      }
+      expect(device.uploadStaging.createdCount).toBe(uploads);
+      expect(device.readStaging.createdCount).toBe(readbacks);
+      expect(device.ledger.liveEntries.map((e) => e.label)).toEqual(
+        expect.arrayContaining(['upload staging', 'readback staging']),
+      );
+      tensor.free();
+    });
+
+    it('keeps many back-to-back writes in order, whichever path each takes', async () => {
+      const piece = DIRECT_WRITE_MAX_BYTES / 4 / 2 + 7;
+      const pieces = 12;
+      const tensor = device.empty([piece * pieces], 'f32', 'pieces');
+      const whole = pattern(piece * pieces, 9);
+      // The first pass writes zeros, the second the pattern over it: a write applied out of order shows.
+      for (const source of [new Float32Array(piece * pieces), whole]) {
+        for (let k = 0; k < pieces; k++) {
+          device.write(tensor, source.subarray(k * piece, (k + 1) * piece), k * piece);
+        }
+      }
+      expectClose(await device.read(tensor), whole, EXACT);
+      tensor.free();
+    });
+
+    it('gives its staging bytes back to the ledger when trimmed', async () => {
+      await device.sync();
+      await device.uploadStaging.settled();
+      device.uploadStaging.trim();
+      device.readStaging.trim();
+      expect(device.ledger.liveEntries.some((e) => e.label.endsWith('staging'))).toBe(false);
+    });
+  });
+
+  describe('tensor buffer cache', () => {
+    it('hands a freed buffer to the next tensor of its size, zeroed, under the new label', async () => {
+      device.tensorCache.trim();
+      const first = device.upload(new Float32Array(ELEMENTS).fill(5), [ELEMENTS], 'first');
+      const buffer = first.buffer;
+      first.free();
+      expect(device.tensorCache.heldBytes).toBe(BYTES);
+      expect(device.ledger.liveEntries.filter((e) => e.label === 'tensor cache')).toHaveLength(1);
+      const second = device.empty([ELEMENTS], 'f32', 'second');
+      expect(second.buffer).toBe(buffer);
+      expect(second.buffer.label).toBe('second');
+      expect(device.tensorCache.heldBytes).toBe(0);
+      const values = await second.read();
+      expect(values.findIndex((v) => v !== 0)).toBe(-1);
+      // A different size or a small tensor never gets it.
+      second.free();
+      const other = device.empty([ELEMENTS + 1], 'f32', 'other');
+      const small = device.empty([16], 'f32', 'small');
+      expect(other.buffer).not.toBe(buffer);
+      expect(small.buffer).not.toBe(buffer);
+      other.free();
+      small.free();
+      // Both large ones are kept, each for its own size.
+      expect(device.tensorCache.heldBytes).toBe(BYTES + (ELEMENTS + 1) * 4);
+    });
+
+    it('gives kept bytes back when a tensor would not fit the budget otherwise', async () => {
+      const tight = await openTestGroup(1, Math.floor(1.5 * BYTES));
+      try {
+        const dev = tight.devices[0] as GpuDevice;
+        dev.empty([ELEMENTS], 'f32', 'x').free();
+        expect(dev.tensorCache.heldBytes).toBe(BYTES);
+        const y = dev.empty([ELEMENTS + 1024], 'f32', 'y');
+        expect(dev.tensorCache.heldBytes).toBe(0);
+        expect(dev.ledger.usedBytes).toBe(BYTES + 4096);
+        let code: string | undefined;
+        try {
+          dev.empty([ELEMENTS], 'f32', 'z');
+        } catch (error) {
+          if (isParallelError(error)) code = error.code;
+        }
+        expect(code).toBe('MEMORY_BUDGET');
+        y.free();
+      } finally {
+        tight.destroy();
+      }
+    });
+
+    it('gives kept bytes to a readback staging buffer that would not fit otherwise', async () => {
+      const tight = await openTestGroup(1, Math.floor(2.6 * BYTES));
+      try {
+        const dev = tight.devices[0] as GpuDevice;
+        dev.empty([ELEMENTS], 'f32', 'x').free();
+        // Another size, so the kept buffer stays kept: 2 x BYTES in the ledger, and no room for staging.
+        const w = dev.upload(new Float32Array(ELEMENTS + 1).fill(2), [ELEMENTS + 1], 'w');
+        expect(dev.tensorCache.heldBytes).toBe(BYTES);
+        const values = await w.read();
+        expect(values[ELEMENTS]).toBe(2);
+        expect(dev.tensorCache.heldBytes).toBe(0);
+        w.free();
+      } finally {
+        tight.destroy();
+      }
+    });
+  });
+});
