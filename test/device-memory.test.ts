@@ -114,6 +114,15 @@ describe.skipIf(!available)('WebGPU device memory', () => {
       expect(device.tensorCache.heldBytes).toBe(BYTES + (ELEMENTS + 1) * 4);
     });
 
+    it('uploads into a recycled buffer through the same write path as any used buffer', async () => {
+      device.empty([ELEMENTS], 'f32', 'old').free();
+      const data = pattern(ELEMENTS, 4);
+      const uploaded = device.upload(data, [ELEMENTS], 'uploaded');
+      expect(uploaded.recycled).toBe(true);
+      expectClose(await uploaded.read(), data, EXACT);
+      uploaded.free();
+    });
+
     it('gives kept bytes back when a tensor would not fit the budget otherwise', async () => {
       const tight = await openTestGroup(1, Math.floor(1.5 * BYTES));
       try {

@@ -178,8 +178,10 @@ export class GpuDevice implements Device {
       );
     }
     const tensor = this.empty(shape, dtypeOf(data), label);
-    // A buffer the GPU has never used is written by Dawn straight into its memory, at memcpy speed.
-    if (data.byteLength > 0)
+    // Dawn writes a buffer the GPU has never used straight into its memory, at memcpy speed, whatever the
+    // size; a recycled buffer takes the same path as any write.
+    if (tensor.recycled) this.write(tensor, data);
+    else if (data.byteLength > 0)
       this.gpu.queue.writeBuffer(tensor.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
     return tensor;
   }

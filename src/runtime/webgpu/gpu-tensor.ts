@@ -13,6 +13,8 @@ export function paddedBytes(bytes: number): number {
 export class GpuTensor extends Tensor {
   readonly device: GpuDevice;
   readonly buffer: GPUBuffer;
+  /** Whether the buffer came from the device's cache of freed buffers rather than the driver. */
+  readonly recycled: boolean;
   private readonly handle: number;
 
   constructor(device: GpuDevice, shape: Shape, dtype: DType, label: string) {
@@ -22,9 +24,9 @@ export class GpuTensor extends Tensor {
     // The ledger answers first, so a tensor over budget never reaches the driver.
     this.handle = device.reserve(bytes, label);
     try {
-      this.buffer =
-        device.tensorCache.take(bytes, label) ??
-        device.createBuffer({ label, size: bytes, usage: TENSOR_USAGE });
+      const kept = device.tensorCache.take(bytes, label);
+      this.recycled = kept !== undefined;
+      this.buffer = kept ?? device.createBuffer({ label, size: bytes, usage: TENSOR_USAGE });
     } catch (error) {
       device.ledger.release(this.handle);
       throw error;
