@@ -26,7 +26,6 @@ interface Cached {
 export class BufferCache {
   private readonly kept = new Map<number, Cached[]>();
   private bytes = 0;
-  private reused = 0;
 
   constructor(
     private readonly device: StagingOwner,
@@ -43,7 +42,6 @@ export class BufferCache {
     const encoder = this.device.gpu.createCommandEncoder({ label: `clear ${label}` });
     encoder.clearBuffer(entry.buffer);
     this.device.gpu.queue.submit([encoder.finish()]);
-    this.reused++;
     return entry.buffer;
   }
 
@@ -64,11 +62,6 @@ export class BufferCache {
 
   get heldBytes(): number {
     return this.bytes;
-  }
-
-  /** How many tensors got a kept buffer instead of a new one (a test's proof of reuse). */
-  get reuseCount(): number {
-    return this.reused;
   }
 
   /** Destroys every kept buffer and returns its bytes to the ledger. */

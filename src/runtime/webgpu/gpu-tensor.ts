@@ -21,11 +21,18 @@ export class GpuTensor extends Tensor {
     super(shape, dtype, label);
     this.device = device;
     const bytes = paddedBytes(elementCount(shape) * BYTES_PER_ELEMENT[dtype]);
-    // The ledger answers first, so a tensor over budget never reaches the driver.
-    this.handle = device.reserve(bytes, label);
+    // Taken before reserving: the kept buffer's ledger bytes are released first, so a reused buffer is never
+    // counted twice in the peak.
+    const kept = device.tensorCache.take(bytes, label);
+    this.recycled = kept !== undefined;
+    // The ledger answers before the driver, so a tensor over budget never reaches it.
     try {
-      const kept = device.tensorCache.take(bytes, label);
-      this.recycled = kept !== undefined;
+      this.handle = device.reserve(bytes, label);
+    } catch (error) {
+      if (kept) device.tensorCache.give(kept);
+      throw error;
+    }
+    try {
       this.buffer = kept ?? device.createBuffer({ label, size: bytes, usage: TENSOR_USAGE });
     } catch (error) {
       device.ledger.release(this.handle);

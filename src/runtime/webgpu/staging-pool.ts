@@ -5,8 +5,8 @@ export const MIN_STAGING_BYTES = 4096;
 
 /**
  * Four size classes per power of two (4, 5, 6, 7 x 2^k): a buffer still fits many nearby sizes, so reuse is
- * likely, while a class wastes at most a quarter of what was asked, not half as powers of two would, which
- * decides whether a read fits a tight memory budget.
+ * likely, while a class adds at most a quarter to what was asked, where a power of two could nearly double
+ * it, which decides whether a read fits a tight memory budget.
  */
 export function sizeClass(bytes: number): number {
   if (bytes <= MIN_STAGING_BYTES) return MIN_STAGING_BYTES;
