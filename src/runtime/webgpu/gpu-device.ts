@@ -20,7 +20,13 @@ import { TimestampProfiler } from './timestamps.js';
  * held to half the ring because 4 MiB ones, back to back, still fell off it in the AllReduce bench.
  */
 export const DIRECT_WRITE_MAX_BYTES = 2 * 1024 * 1024;
-/** Bytes of writeBuffer calls the queue may not have consumed yet; counted down on queue completion. */
+/**
+ * Bytes of writeBuffer calls the queue may not have consumed yet; counted down on queue completion. Each
+ * such write is followed by an empty submit: Dawn holds a writeBuffer's copy until the next submit or its
+ * own tick (~3 ms later here), and `onSubmittedWorkDone` covers only submitted work, so without the flush
+ * the count went down, and `sync` returned, before the copy had run; the next writes then fell off the ring
+ * (two 2 MiB writes and a sync: 13.4 ms a round, 0.27 ms with the flush; an empty submit costs ~5 us).
+ */
 export const DIRECT_WRITE_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 
 export interface Dispatch {
@@ -207,6 +213,7 @@ export class GpuDevice implements Device {
     if (direct) {
       this.directWriteBytes += data.byteLength;
       this.gpu.queue.writeBuffer(gpuTensor.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+      this.gpu.queue.submit([]);
       const done = () => {
         this.directWriteBytes -= data.byteLength;
       };
@@ -301,6 +308,8 @@ export class GpuDevice implements Device {
 
   async sync(): Promise<void> {
     this.assertUsable('sync');
+    // Flushes writes Dawn still holds (upload's writeBuffer), so that they are part of what is waited for.
+    this.gpu.queue.submit([]);
     await Promise.race([this.gpu.queue.onSubmittedWorkDone(), this.lostSignal]);
     this.throwIfFailed();
   }
