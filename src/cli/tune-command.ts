@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { autotuneMatmul } from '../kernels/webgpu/autotune.js';
+import { autotuneMatmul, picksByClass } from '../kernels/webgpu/autotune.js';
 import { TuningCache } from '../kernels/webgpu/tuning-cache.js';
 import { DeviceGroup } from '../runtime/device-group.js';
 import type { GpuDevice } from '../runtime/webgpu/gpu-device.js';
@@ -25,9 +25,7 @@ export function addTuneCommand(program: Command): void {
         const device = group.devices[0] as GpuDevice;
         const cache = TuningCache.inUserCache();
         const results = await autotuneMatmul(device, TUNE_SHAPES);
-        const picks: Record<string, string> = {};
         for (const r of results) {
-          picks[r.shapeClass] = r.winner;
           const timings = Object.entries(r.timings)
             .map(([name, t]) => `${name} ${t.toFixed(2)} ms`)
             .join(', ');
@@ -35,6 +33,9 @@ export function addTuneCommand(program: Command): void {
             `${r.dims.m}x${r.dims.k}x${r.dims.n} (${r.shapeClass}): ${r.winner}\n  ${timings}\n`,
           );
         }
+        const picks = picksByClass(results);
+        for (const [cls, variant] of Object.entries(picks))
+          process.stdout.write(`pick for ${cls}: ${variant}\n`);
         cache.save(device.adapter, picks);
         process.stdout.write(`saved to ${cache.path}\n`);
       } finally {

@@ -15,8 +15,8 @@ export interface TuneResult {
 
 /**
  * Times every variant that can run on the device for each shape (the fastest of `runs` after one warm-up,
- * submit to completion) and returns the winner per shape class. The planner of the
- * device takes the picks at once; persist them with TuningCache.
+ * submit to completion) and returns each shape's timings and winner. The device's planner takes one pick
+ * per shape class at once (`picksByClass`); persist them with TuningCache.
  */
 export async function autotuneMatmul(
   device: GpuDevice,
@@ -52,8 +52,25 @@ export async function autotuneMatmul(
     const winner = Object.entries(timings).sort((x, y) => x[1] - y[1])[0]![0];
     results.push({ shapeClass: shapeClass(dims), dims, winner, timings });
   }
-  const picks: Record<string, string> = {};
-  for (const r of results) picks[r.shapeClass] = r.winner;
-  planner.setTuned({ ...planner.tunedPicks, ...picks } as TunedPicks);
+  planner.setTuned({ ...planner.tunedPicks, ...picksByClass(results) });
   return results;
+}
+
+/**
+ * One pick per shape class: where several tuned shapes share a class, the variant whose time relative to
+ * each shape's fastest has the lowest geometric mean (so a small shape's slowdown weighs as much as a big
+ * one's), among the variants timed on every one of them.
+ */
+export function picksByClass(results: readonly TuneResult[]): TunedPicks {
+  const byClass = new Map<string, TuneResult[]>();
+  for (const r of results) byClass.set(r.shapeClass, [...(byClass.get(r.shapeClass) ?? []), r]);
+  const picks: Record<string, string> = {};
+  for (const [cls, members] of byClass) {
+    const candidates = Object.keys(members[0]!.timings).filter((v) => members.every((r) => v in r.timings));
+    const cost = (variant: string) =>
+      members.reduce((sum, r) => sum + Math.log(r.timings[variant]! / r.timings[r.winner]!), 0);
+    const best = candidates.sort((x, y) => cost(x) - cost(y))[0];
+    if (best) picks[cls] = best;
+  }
+  return picks;
 }

@@ -109,11 +109,12 @@ export function defaultVariant(
 }
 
 /**
- * Shapes that should share a tuned pick: each dimension by its power-of-four bucket, M finer at the small
- * end where the kinds change.
+ * Shapes that should share a tuned pick: each dimension rounded up to a power of two, M exact up to 8 where
+ * the kinds change. (Power-of-four buckets put 512^3 and 1024^3 in one class, so one pick served both; on
+ * lavapipe their best variants differ.)
  */
 export function shapeClass(dims: MatmulDims): string {
-  const bucket = (x: number) => (x <= 1 ? 1 : 4 ** Math.ceil(Math.log(x) / Math.log(4)));
+  const bucket = (x: number) => (x <= 1 ? 1 : 2 ** Math.ceil(Math.log2(x)));
   const m = dims.m <= 8 ? dims.m : bucket(dims.m);
   return `m${m}-k${bucket(dims.k)}-n${bucket(dims.n)}`;
 }

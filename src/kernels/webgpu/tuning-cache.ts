@@ -13,13 +13,14 @@ export function adapterKey(adapter: AdapterSummary): string {
 
 /**
  * Winning matmul variants per adapter and shape class, kept in a JSON file in the user's cache folder
- * (`~/.cache/webgpu-parallel/matmul-tuning.json` on Linux). A missing or unreadable file means no tuning.
+ * (`~/.cache/webgpu-parallel/matmul-tuning-v2.json` on Linux). A missing or unreadable file means no tuning.
  */
 export class TuningCache {
   constructor(readonly path: string) {}
 
+  /** Version 2: shape classes became power-of-two buckets; a version-1 file's classes mean other shapes. */
   static inUserCache(): TuningCache {
-    return new TuningCache(join(envPaths('webgpu-parallel', { suffix: '' }).cache, 'matmul-tuning.json'));
+    return new TuningCache(join(envPaths('webgpu-parallel', { suffix: '' }).cache, 'matmul-tuning-v2.json'));
   }
 
   private readAll(): CacheFile {
