@@ -31,6 +31,10 @@ describe.skipIf(!available)(`strategy runner on ${TEST_BACKEND}`, () => {
     ]);
     for (const e of p.elements) expect(e.perMicrobatchMs).toHaveLength(8);
     expect(p.elements[1]!.hostBytesPerMicrobatch).toBeGreaterThan(0);
+    // Transfers are timed from when their sources were ready; the wait is reported beside them.
+    for (const e of p.elements.filter((x) => x.kind === 'comm'))
+      expect(e.medianWaitMs).toBeGreaterThanOrEqual(0);
+    expect(p.commMs).toBeLessThanOrEqual(p.wallMs);
     expect(p.predictedMs).toBeGreaterThan(0);
     expect(Number.isFinite(p.predictionErrorPercent)).toBe(true);
     expect(p.idealBubbleFraction).toBeCloseTo(4 / 12, 6);
@@ -48,6 +52,7 @@ describe.skipIf(!available)(`strategy runner on ${TEST_BACKEND}`, () => {
       expect(md).toContain(`## ${heading}`);
     }
     expect(md).toMatch(/claimed 95\.0%, measured \d+\.\d%/);
+    expect(md).toMatch(/\| embed_to_expert \| comm \| [\d.]+ ms \| [\d.]+ ms \| 1 MiB \|/);
     expect(md).toMatch(/\| 1 \| embed_1, expert_2 \| [\d.]+ ms \| [\d.]+% \|/);
     const json = reportJson(run) as { verdict: string; recommendations: string[] };
     expect(['SOUND', 'SOUND, CLAIMS NOT MET']).toContain(json.verdict);

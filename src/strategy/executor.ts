@@ -10,7 +10,13 @@ import type { StageRuntime } from './sharded-model.js';
 export interface CommSpan {
   readonly element: number;
   readonly microbatch: number;
+  /** When the host started it. */
   readonly startNs: number;
+  /**
+   * When the source devices had finished the work queued before it (the producing stage's kernels, and on
+   * a shared device other stages' too): its reads wait for that, so the bytes move from here to `endNs`.
+   */
+  readonly readyNs: number;
   readonly endNs: number;
   readonly hostBytes: number;
 }
@@ -67,22 +73,23 @@ async function runElement(
   }
   const consumer = input.runtimes.get(element.index + 1)!;
   const startNs = performance.now() * 1e6;
-  const { output, traffic } = await redistribute(
-    input.ctx,
-    previous!,
-    consumer.groupFor(microbatch),
-    consumer.inputPlacement(),
-    {
+  // Watches the sources' queues without holding the transfer back: its reads are queued behind the same work.
+  const ready = Promise.all(previous!.group.devices.map((d) => d.sync())).then(() => performance.now() * 1e6);
+  const [{ output, traffic }, readyNs] = await Promise.all([
+    redistribute(input.ctx, previous!, consumer.groupFor(microbatch), consumer.inputPlacement(), {
       label: `${element.name}/mb${microbatch}`,
       reduceOn: 'host',
-    },
-  );
+    }),
+    ready,
+  ]);
   previous!.free(output.shards);
+  const endNs = performance.now() * 1e6;
   comms.push({
     element: element.index,
     microbatch,
     startNs,
-    endNs: performance.now() * 1e6,
+    readyNs: Math.min(readyNs, endNs),
+    endNs,
     hostBytes: hostBytes(traffic),
   });
   return output;

@@ -17,9 +17,14 @@ export interface DeviceMeasurement {
 export interface ElementMeasurement {
   readonly name: string;
   readonly kind: 'compute' | 'comm';
-  /** Median over microbatches of the element's time: first kernel start to last kernel end on its devices, or the transfer's host time. */
+  /**
+   * Median over microbatches of the element's time: first kernel start to last kernel end on its devices,
+   * or, for a transfer, from when its source devices were ready to when the host had moved its bytes.
+   */
   readonly medianMs: number;
   readonly perMicrobatchMs: readonly number[];
+  /** A transfer's median wait, from the host starting it to its source devices being ready. */
+  readonly medianWaitMs?: number;
   readonly hostBytesPerMicrobatch?: number;
 }
 
@@ -27,6 +32,7 @@ export interface PipelineMeasurement {
   readonly wallMs: number;
   readonly devices: readonly DeviceMeasurement[];
   readonly elements: readonly ElementMeasurement[];
+  /** Wall time during which at least one transfer was moving bytes (its waits for source devices excluded). */
   readonly commMs: number;
   /** Fill-drain with shared lanes: sum(t_i) + (m - 1) * (the busiest lane's sum of t_i per microbatch). */
   readonly predictedMs: number;
@@ -96,12 +102,17 @@ export function measurePipeline(
       stages,
     };
   });
+  const moving = run.comms.map((c) => ({ startNs: Math.max(c.startNs, c.readyNs), endNs: c.endNs }));
   const measured: ElementMeasurement[] = elements.map((element) => {
     const perMb: number[] = [];
+    const waits: number[] = [];
     for (let mb = 0; mb < microbatches; mb++) {
       if (element.kind === 'comm') {
         const c = run.comms.find((x) => x.element === element.index && x.microbatch === mb);
-        if (c) perMb.push((c.endNs - c.startNs) / 1e6);
+        if (!c) continue;
+        const readyNs = Math.max(c.startNs, c.readyNs);
+        perMb.push((c.endNs - readyNs) / 1e6);
+        waits.push((readyNs - c.startNs) / 1e6);
         continue;
       }
       // Each device's own window for the stage (its first kernel to its last); the slowest device sets the
@@ -125,6 +136,7 @@ export function measurePipeline(
       kind: element.kind,
       medianMs: median(perMb),
       perMicrobatchMs: perMb,
+      ...(waits.length === 0 ? {} : { medianWaitMs: median(waits) }),
       ...(bytes === undefined ? {} : { hostBytesPerMicrobatch: bytes }),
     };
   });
@@ -145,7 +157,7 @@ export function measurePipeline(
     wallMs,
     devices,
     elements: measured,
-    commMs: unionMs(run.comms),
+    commMs: unionMs(moving),
     predictedMs,
     naivePredictedMs,
     predictionErrorPercent: ((predictedMs - wallMs) / wallMs) * 100,

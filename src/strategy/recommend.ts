@@ -61,7 +61,7 @@ export function recommendations(run: StrategyRun): string[] {
   const commShare = p.commMs / p.wallMs;
   if (commShare > 0.5) {
     out.push(
-      `Communication: host-mediated transfers were in flight ${(commShare * 100).toFixed(0)}% of the wall time; fewer stage boundaries, or keeping ` +
+      `Communication: host-mediated transfers were moving bytes ${(commShare * 100).toFixed(0)}% of the wall time; fewer stage boundaries, or keeping ` +
         'consecutive stages on the same devices, removes transfers.',
     );
   }

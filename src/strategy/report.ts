@@ -101,15 +101,23 @@ export function reportMarkdown(run: StrategyRun, file: string): string {
     lines.push('Validation findings:', '```', formatFindings(file, run.findings).trimEnd(), '```', '');
   }
   lines.push('## Measured Performance');
-  lines.push('| element | kind | median per microbatch | host bytes per microbatch |', '|---|---|---|---|');
+  lines.push(
+    '| element | kind | median per microbatch | waited for its sources | host bytes per microbatch |',
+    '|---|---|---|---|---|',
+  );
   for (const e of p.elements) {
     lines.push(
-      `| ${e.name} | ${e.kind} | ${ms(e.medianMs)} | ${e.hostBytesPerMicrobatch === undefined ? '-' : formatBytes(e.hostBytesPerMicrobatch)} |`,
+      `| ${e.name} | ${e.kind} | ${ms(e.medianMs)} | ${e.medianWaitMs === undefined ? '-' : ms(e.medianWaitMs)} | ${e.hostBytesPerMicrobatch === undefined ? '-' : formatBytes(e.hostBytesPerMicrobatch)} |`,
     );
   }
   lines.push('');
   lines.push(
-    `- Time with a transfer in flight: ${ms(p.commMs)} (${pct(p.commMs / p.wallMs)} of the wall time).`,
+    '- A transfer counts from when its source devices had finished the work queued before it (the kernels ' +
+      'of the stage it carries, and of any other stage on those devices) to when the host had moved its bytes; ' +
+      'the wait before that is the column beside it.',
+  );
+  lines.push(
+    `- Time with a transfer moving bytes: ${ms(p.commMs)} (${pct(p.commMs / p.wallMs)} of the wall time).`,
   );
   lines.push(
     `- Bubble: ideal fill-drain ${pct(p.idealBubbleFraction)}; measured idle ${pct(p.measuredBubbleFraction)} (mean over devices).`,

@@ -48,14 +48,27 @@ export function chromeTrace(
   }
   events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: HOST_TID, args: { name: 'host (transfers)' } });
   for (const c of run.comms) {
+    const name = `${elements[c.element]!.name}/mb${c.microbatch}`;
+    const readyNs = Math.max(c.startNs, c.readyNs);
+    if (readyNs > c.startNs) {
+      events.push({
+        name: `${name} (waiting for its sources)`,
+        cat: 'waiting',
+        ph: 'X',
+        pid: 1,
+        tid: HOST_TID,
+        ts: us(c.startNs),
+        dur: (readyNs - c.startNs) / 1000,
+      });
+    }
     events.push({
-      name: `${elements[c.element]!.name}/mb${c.microbatch}`,
+      name,
       cat: 'communication',
       ph: 'X',
       pid: 1,
       tid: HOST_TID,
-      ts: us(c.startNs),
-      dur: (c.endNs - c.startNs) / 1000,
+      ts: us(readyNs),
+      dur: (c.endNs - readyNs) / 1000,
       args: { hostBytes: c.hostBytes },
     });
   }
