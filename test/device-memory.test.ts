@@ -79,6 +79,27 @@ describe.skipIf(!available)('WebGPU device memory', () => {
       tensor.free();
     });
 
+    it('counts direct writes against the upload ring until a submit has carried them and completed', async () => {
+      await device.sync();
+      const n = DIRECT_WRITE_MAX_BYTES / 4;
+      const tensors = [0, 1, 2, 3].map((k) => device.empty([n], 'f32', `ring ${k}`));
+      device.write(tensors[0]!, pattern(n, 20));
+      device.write(tensors[1]!, pattern(n, 21));
+      expect(device.directWriteBytesInFlight).toBe(2 * DIRECT_WRITE_MAX_BYTES);
+      // Nothing submitted them: waiting on the event loop must not count them down (Dawn still holds them).
+      for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+      expect(device.directWriteBytesInFlight).toBe(2 * DIRECT_WRITE_MAX_BYTES);
+      device.write(tensors[2]!, pattern(n, 22)); // over the ring's share: through the upload pool
+      expect(device.directWriteBytesInFlight).toBe(2 * DIRECT_WRITE_MAX_BYTES);
+      await device.sync();
+      expect(device.directWriteBytesInFlight).toBe(0);
+      device.write(tensors[3]!, pattern(n, 23));
+      expect(device.directWriteBytesInFlight).toBe(DIRECT_WRITE_MAX_BYTES);
+      for (const [k, t] of tensors.entries()) expectClose(await device.read(t), pattern(n, 20 + k), EXACT);
+      expect(device.directWriteBytesInFlight).toBe(0);
+      for (const t of tensors) t.free();
+    });
+
     it('gives its staging bytes back to the ledger when trimmed', async () => {
       await device.sync();
       await device.uploadStaging.settled();

@@ -34,7 +34,7 @@ export class WebGpuTransport implements Transport {
         encoder.copyBufferToBuffer(source, run.offset * BYTES, staging, at, run.count * BYTES);
         at += run.count * BYTES;
       }
-      this.device.gpu.queue.submit([encoder.finish()]);
+      this.device.submit([encoder.finish()]);
       await staging.mapAsync(GPUMapMode.READ, 0, bytes);
       this.device.throwIfFailed();
     } catch (error) {
@@ -67,7 +67,7 @@ export class WebGpuTransport implements Transport {
     const encoder = this.device.gpu.createCommandEncoder({ label: `collective local copy ${src.label}` });
     for (const s of segments)
       encoder.copyBufferToBuffer(from, s.srcOffset * BYTES, to, s.dstOffset * BYTES, s.count * BYTES);
-    this.device.gpu.queue.submit([encoder.finish()]);
+    this.device.submit([encoder.finish()]);
   }
 
   /** The staging buffers belong to the device; idle ones are handed back to the driver. */

@@ -21,11 +21,12 @@ import { TimestampProfiler } from './timestamps.js';
  */
 export const DIRECT_WRITE_MAX_BYTES = 2 * 1024 * 1024;
 /**
- * Bytes of writeBuffer calls the queue may not have consumed yet; counted down on queue completion. Each
- * such write is followed by an empty submit: Dawn holds a writeBuffer's copy until the next submit or its
- * own tick (~3 ms later here), and `onSubmittedWorkDone` covers only submitted work, so without the flush
- * the count went down, and `sync` returned, before the copy had run; the next writes then fell off the ring
- * (two 2 MiB writes and a sync: 13.4 ms a round, 0.27 ms with the flush; an empty submit costs ~5 us).
+ * Bytes of writeBuffer calls the queue may not have consumed yet. Dawn holds a writeBuffer's copy until the
+ * next submit (or its own tick, ~3 ms later here), and `onSubmittedWorkDone` covers submitted work only, so
+ * the bytes are counted down when the first submit after them completes (`GpuDevice.submit`); counting
+ * them down at the next completion instead let the next writes fall off the ring (two 2 MiB writes and a
+ * sync: 13.4 ms a round, 0.27 ms counted right). They ride on the next submit rather than an empty one of
+ * their own: an empty submit per write made the AllReduce slower in an interleaved A/B.
  */
 export const DIRECT_WRITE_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 
@@ -70,6 +71,8 @@ export class GpuDevice implements Device {
   readonly tensorCache: BufferCache;
   /** Bytes of `queue.writeBuffer` calls the queue has not finished yet (see DIRECT_WRITE_IN_FLIGHT_BYTES). */
   private directWriteBytes = 0;
+  /** The part of them no submit has carried yet. */
+  private unsubmittedWriteBytes = 0;
   private readonly profiler: TimestampProfiler | null;
   private profiling = false;
   private tag = '';
@@ -212,12 +215,8 @@ export class GpuDevice implements Device {
       this.directWriteBytes + data.byteLength <= DIRECT_WRITE_IN_FLIGHT_BYTES;
     if (direct) {
       this.directWriteBytes += data.byteLength;
+      this.unsubmittedWriteBytes += data.byteLength;
       this.gpu.queue.writeBuffer(gpuTensor.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
-      this.gpu.queue.submit([]);
-      const done = () => {
-        this.directWriteBytes -= data.byteLength;
-      };
-      this.gpu.queue.onSubmittedWorkDone().then(done, done);
       return;
     }
     const staging = this.uploadStaging.acquire(data.byteLength);
@@ -226,7 +225,7 @@ export class GpuDevice implements Device {
     staging.unmap();
     const encoder = this.gpu.createCommandEncoder({ label: `write ${tensor.label}` });
     encoder.copyBufferToBuffer(staging, 0, gpuTensor.buffer, byteOffset, data.byteLength);
-    this.gpu.queue.submit([encoder.finish()]);
+    this.submit([encoder.finish()]);
     this.uploadStaging.release(staging);
   }
 
@@ -253,7 +252,7 @@ export class GpuDevice implements Device {
         0,
         bytes,
       );
-      this.gpu.queue.submit([encoder.finish()]);
+      this.submit([encoder.finish()]);
       await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, bytes), this.lostSignal]);
       this.throwIfFailed();
       const copy = staging.getMappedRange(0, bytes).slice(0);
@@ -298,7 +297,7 @@ export class GpuDevice implements Device {
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
     const hostStart = performance.now() * 1e6;
-    this.gpu.queue.submit([encoder.finish()]);
+    this.submit([encoder.finish()]);
     if (timed) this.profiler!.submitted();
     else if (this.profiling)
       this.hostSpans.push({ label: work.source.key, tag: this.tag, startNs: hostStart, endNs: hostStart });
@@ -306,10 +305,30 @@ export class GpuDevice implements Device {
     uniform?.destroy();
   }
 
+  /** Bytes of direct writes (writeBuffer) the queue has not finished, as counted against Dawn's upload ring. */
+  get directWriteBytesInFlight(): number {
+    return this.directWriteBytes;
+  }
+
+  /**
+   * Submits to the queue; every submit of this device's work goes through here, so that the writeBuffer
+   * copies it carries are counted down when it completes.
+   */
+  submit(commands: GPUCommandBuffer[]): void {
+    this.gpu.queue.submit(commands);
+    const bytes = this.unsubmittedWriteBytes;
+    if (bytes === 0) return;
+    this.unsubmittedWriteBytes = 0;
+    const done = () => {
+      this.directWriteBytes -= bytes;
+    };
+    this.gpu.queue.onSubmittedWorkDone().then(done, done);
+  }
+
   async sync(): Promise<void> {
     this.assertUsable('sync');
-    // Flushes writes Dawn still holds (upload's writeBuffer), so that they are part of what is waited for.
-    this.gpu.queue.submit([]);
+    // Flushes writes Dawn still holds, so that they are part of what is waited for.
+    this.submit([]);
     await Promise.race([this.gpu.queue.onSubmittedWorkDone(), this.lostSignal]);
     this.throwIfFailed();
   }

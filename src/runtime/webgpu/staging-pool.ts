@@ -29,6 +29,8 @@ export interface StagingOwner {
   readonly ledger: MemoryLedger;
   /** Reserves ledger bytes, first handing back what the device only keeps for reuse if over budget. */
   reserve(bytes: number, label: string): number;
+  /** Submits work to the device's queue (see `GpuDevice.submit`). */
+  submit(commands: GPUCommandBuffer[]): void;
   readonly isDestroyed: boolean;
 }
 
