@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_BACKEND, webGpuAvailable } from './support/devices.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(root, 'bin/webgpu-parallel.js');
@@ -124,5 +125,25 @@ describe('webgpu-parallel schema, info, run', () => {
     expect(r.stderr).toContain('SCHEMA_');
     expectNoStack(r);
     expect(existsSync(out)).toBe(false);
+  });
+});
+
+describe.skipIf(!(await webGpuAvailable()))('the library example', () => {
+  it(`runs a Megatron MLP over 2 ${TEST_BACKEND} devices through the public entry point, matching the reference`, () => {
+    const r = spawnSync(
+      process.execPath,
+      [join(root, 'examples/megatron-mlp.mjs'), '--backend', TEST_BACKEND],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`backend ${TEST_BACKEND}, devices ${TEST_BACKEND}:0, ${TEST_BACKEND}:1`);
+    // The row-parallel layer's all-reduce is the only transfer: 2 partials of [64, 256] f32 up, 2 sums down.
+    expect(r.stdout).toContain('host bytes moved: 131072 to the host, 131072 back');
+    const error = Number(/max \|error\| against the CPU reference: (\S+)/.exec(r.stdout)?.[1]);
+    expect(error).toBeLessThanOrEqual(1e-4);
   });
 });
