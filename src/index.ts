@@ -17,6 +17,7 @@ export { type BackendChoice, DeviceGroup, type OpenDeviceGroupOptions } from './
 export { MemoryLedger } from './runtime/memory-ledger.js';
 export { describeSystem, type SystemInfo } from './runtime/system-info.js';
 export { type DType, type HostArray, type Shape, Tensor } from './runtime/tensor.js';
+export { type PollStats, pollStats } from './runtime/webgpu/dawn-poll.js';
 export { GpuDevice } from './runtime/webgpu/gpu-device.js';
 export { type Finding, formatFindings, hasErrors, type Severity } from './strategy/findings.js';
 export { type PipelineMeasurement, unionMs } from './strategy/measure.js';

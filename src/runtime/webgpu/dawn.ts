@@ -1,5 +1,6 @@
 import { ParallelError } from '../../errors.js';
 import type { AdapterSummary } from '../device.js';
+import { installPollBackoff, pollModeFromEnv } from './dawn-poll.js';
 
 /** The limits a user of compute kernels cares about, read off every adapter. */
 export const REPORTED_LIMITS = [
@@ -34,12 +35,14 @@ let dawn: Promise<DawnModule> | undefined;
 
 /**
  * Loads Dawn's node bindings once. They install the WebGPU constants (GPUBufferUsage...) that code written
- * against the browser API expects; that is the one global this library touches, and it is Dawn's own.
+ * against the browser API expects, and the backoff of Dawn's poll loop (dawn-poll.ts) wraps the global
+ * `setImmediate` Dawn polls through: the two process-wide changes this library makes, both about Dawn.
  */
 function loadDawn(): Promise<DawnModule> {
   dawn ??= import('webgpu').then(
     (mod: DawnModule) => {
       Object.assign(globalThis, mod.globals);
+      installPollBackoff(mod.globals, pollModeFromEnv());
       return mod;
     },
     (cause: unknown) => {
