@@ -24,6 +24,16 @@ describe('the poll backoff policy', () => {
     expect(policy.spinNow()).toBe(true);
     expect({ ticks: policy.ticks, deferred: policy.deferred }).toEqual({ ticks: 5, deferred: 2 });
   });
+
+  it('runs every tick at once while inactive (a real GPU in auto mode)', () => {
+    let now = 0;
+    const policy = new PollPolicy(() => now, false);
+    policy.activity();
+    now += 100 * SPIN_MS;
+    expect(policy.spinNow()).toBe(true);
+    policy.active = true;
+    expect(policy.spinNow()).toBe(false);
+  });
 });
 
 describe.skipIf(!available)("Dawn's poll loop under the backoff", () => {
@@ -37,6 +47,8 @@ describe.skipIf(!available)("Dawn's poll loop under the backoff", () => {
     const device = group.devices[0]!;
     const before = pollStats()!;
     expect(before).not.toBeNull();
+    // Auto mode: on with a software adapter (as on CI's lavapipe), off on a real GPU.
+    if (!process.env.WEBGPU_PARALLEL_DAWN_POLL) expect(before.active).toBe(device.adapter.isSoftware);
     const n = 256;
     const a = device.upload(
       Float32Array.from({ length: n * n }, (_, i) => (i % 7) - 3),
@@ -69,7 +81,7 @@ describe.skipIf(!available)("Dawn's poll loop under the backoff", () => {
     expect(order.filter((x) => x !== 'timer')).toEqual(['immediate', 'argument']);
   });
 
-  it('is left out with WEBGPU_PARALLEL_DAWN_POLL=spin', () => {
+  it('is left out with WEBGPU_PARALLEL_DAWN_POLL=spin, and on from the start with backoff', () => {
     const script = `
       const { requestAdapter } = await import('./src/runtime/webgpu/dawn.ts');
       const { pollStats } = await import('./src/runtime/webgpu/dawn-poll.ts');
@@ -83,6 +95,6 @@ describe.skipIf(!available)("Dawn's poll loop under the backoff", () => {
         timeout: 30_000,
       }).stdout.trim();
     expect(run('spin')).toBe('null');
-    expect(run('backoff')).toMatch(/^\{"ticks":\d+,"deferred":\d+\}$/);
+    expect(run('backoff')).toMatch(/^\{"ticks":\d+,"deferred":\d+,"active":true\}$/);
   });
 });

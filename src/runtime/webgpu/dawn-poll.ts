@@ -10,7 +10,10 @@
  * chunked reads, which settle in ~0.25 ms) is unchanged; past that, a tick waits for a 1 ms timer, freeing
  * the core for the rest of a long wait. A tick is recognised as a native function passed alone: anything
  * else goes to `setImmediate` untouched, and a Dawn that stops polling this way is simply not slowed down.
- * `WEBGPU_PARALLEL_DAWN_POLL=spin` leaves Dawn's loop as it is.
+ *
+ * By default (`auto`) the backoff starts once a device opens on a software adapter: on a real GPU the spin
+ * takes no core the device needs, and a deferred tick would only add up to 1 ms to a wait.
+ * `WEBGPU_PARALLEL_DAWN_POLL=backoff` applies it everywhere, `spin` leaves Dawn's loop as it is.
  */
 export const SPIN_MS = 0.5;
 
@@ -18,9 +21,10 @@ export interface PollStats {
   /** Dawn ticks seen, and those of them deferred to a timer. */
   readonly ticks: number;
   readonly deferred: number;
+  readonly active: boolean;
 }
 
-export type PollMode = 'backoff' | 'spin';
+export type PollMode = 'auto' | 'backoff' | 'spin';
 
 /** What the backoff decides for one tick, from the time of the last GPU activity (a clock in ms). */
 export class PollPolicy {
@@ -30,6 +34,8 @@ export class PollPolicy {
 
   constructor(
     private readonly now: () => number,
+    /** Off, every tick runs at once (Dawn's own behaviour). */
+    public active = true,
     private readonly spinMs = SPIN_MS,
   ) {}
 
@@ -40,7 +46,7 @@ export class PollPolicy {
   /** Whether this tick runs at once (true) or after a timer. */
   spinNow(): boolean {
     this.ticks++;
-    if (this.now() - this.lastActivityMs < this.spinMs) return true;
+    if (!this.active || this.now() - this.lastActivityMs < this.spinMs) return true;
     this.deferred++;
     return false;
   }
@@ -51,6 +57,7 @@ const NATIVE = /^function \w*\(\) \{ \[native code\] \}$/;
 
 interface Installed {
   readonly policy: PollPolicy;
+  readonly mode: PollMode;
 }
 
 type Hooked = typeof setImmediate & { [INSTALLED]?: Installed };
@@ -61,7 +68,7 @@ type Hooked = typeof setImmediate & { [INSTALLED]?: Installed };
  */
 export function installPollBackoff(globals: object, mode: PollMode): void {
   if (mode === 'spin' || (globalThis.setImmediate as Hooked)[INSTALLED]) return;
-  const policy = new PollPolicy(() => performance.now());
+  const policy = new PollPolicy(() => performance.now(), mode === 'backoff');
   const activity = () => policy.activity();
   const classes = globals as Record<string, { prototype: Record<string, unknown> } | undefined>;
   for (const [name, method] of [
@@ -92,16 +99,25 @@ export function installPollBackoff(globals: object, mode: PollMode): void {
   Object.defineProperty(hooked, promisified, {
     value: (immediate as unknown as Record<symbol, unknown>)[promisified],
   });
-  hooked[INSTALLED] = { policy };
+  hooked[INSTALLED] = { policy, mode };
   globalThis.setImmediate = hooked;
 }
 
-/** The backoff's counts, or null where it is not installed. */
+/** In `auto` mode, a device opened on a software adapter turns the backoff on for the process. */
+export function noteAdapter(isSoftware: boolean): void {
+  const installed = (globalThis.setImmediate as Hooked)[INSTALLED];
+  if (installed?.mode === 'auto' && isSoftware) installed.policy.active = true;
+}
+
+/** The backoff's counts (`active`: whether it defers ticks now), or null where it is not installed. */
 export function pollStats(): PollStats | null {
   const installed = (globalThis.setImmediate as Hooked)[INSTALLED];
-  return installed ? { ticks: installed.policy.ticks, deferred: installed.policy.deferred } : null;
+  if (!installed) return null;
+  const { ticks, deferred, active } = installed.policy;
+  return { ticks, deferred, active };
 }
 
 export function pollModeFromEnv(env: NodeJS.ProcessEnv = process.env): PollMode {
-  return env.WEBGPU_PARALLEL_DAWN_POLL === 'spin' ? 'spin' : 'backoff';
+  const mode = env.WEBGPU_PARALLEL_DAWN_POLL;
+  return mode === 'spin' || mode === 'backoff' ? mode : 'auto';
 }

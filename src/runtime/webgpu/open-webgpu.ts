@@ -3,6 +3,7 @@ import { MatmulPlanner, type TunedPicks } from '../../kernels/webgpu/matmul-plan
 import type { TuningCache } from '../../kernels/webgpu/tuning-cache.js';
 import { WebGpuKernels } from '../../kernels/webgpu/webgpu-kernels.js';
 import { listAdapterNames, NO_ADAPTER_HELP, requestAdapter, summarizeAdapter } from './dawn.js';
+import { noteAdapter } from './dawn-poll.js';
 import { GpuDevice } from './gpu-device.js';
 
 export interface WebGpuOpenOptions {
@@ -32,6 +33,7 @@ export async function openWebGpuDevices(options: WebGpuOpenOptions): Promise<Gpu
         throw new ParallelError('NO_ADAPTER', 'no WebGPU adapter found', { fix: NO_ADAPTER_HELP });
       }
       const summary = summarizeAdapter(opened.adapter, options.backend ?? backendOf(opened.adapter));
+      noteAdapter(summary.isSoftware);
       const planner = new MatmulPlanner(options.tuned ?? options.tuningCache?.picksFor(summary));
       devices.push(
         await GpuDevice.open({
