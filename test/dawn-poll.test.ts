@@ -3,36 +3,59 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeviceGroup } from '../src/runtime/device-group.js';
-import { PollPolicy, pollStats, SPIN_MS } from '../src/runtime/webgpu/dawn-poll.js';
+import { MAX_DELAY_MS, PollPolicy, pollStats, SPIN_MS } from '../src/runtime/webgpu/dawn-poll.js';
 import { openTestGroup, TEST_BACKEND, webGpuAvailable } from './support/devices.js';
 
 const available = (await webGpuAvailable()) && TEST_BACKEND === 'webgpu';
 const root = fileURLToPath(new URL('..', import.meta.url));
 
 describe('the poll backoff policy', () => {
-  it('spins while GPU activity is recent, then defers ticks to a timer', () => {
-    let now = 100;
+  it('runs ticks at once while GPU activity is recent, then puts them off by a tenth of the idle time', () => {
+    let now = 0;
     const policy = new PollPolicy(() => now);
-    expect(policy.spinNow()).toBe(false); // no activity yet
     policy.activity();
-    expect(policy.spinNow()).toBe(true);
-    now += SPIN_MS / 2;
-    expect(policy.spinNow()).toBe(true);
-    now += SPIN_MS;
-    expect(policy.spinNow()).toBe(false);
-    policy.activity(); // a settlement or a new call starts a spin window again
-    expect(policy.spinNow()).toBe(true);
-    expect({ ticks: policy.ticks, deferred: policy.deferred }).toEqual({ ticks: 5, deferred: 2 });
+    const step = SPIN_MS / 8; // back-to-back ticks: the loop has nothing else to run
+    for (let k = 1; k < 8; k++) {
+      now += step;
+      expect(policy.delayMs()).toBe(0);
+    }
+    now += step;
+    expect(policy.delayMs()).toBe(SPIN_MS / 10);
+    while (now < 20) {
+      now += step;
+      policy.delayMs();
+    }
+    now += step;
+    expect(policy.delayMs()).toBe(MAX_DELAY_MS); // capped: a timer's worth
+    policy.activity(); // a settlement or a new call
+    now += step;
+    expect(policy.delayMs()).toBe(0);
+    expect(policy.deferred).toBe(policy.ticks - 8); // all but the 7 early ticks and the last
+  });
+
+  it('polls at once after the loop ran other work, however idle the GPU has been', () => {
+    let now = 0;
+    const policy = new PollPolicy(() => now);
+    policy.activity();
+    now += 10 * SPIN_MS;
+    expect(policy.delayMs()).toBe(0); // the first tick after a long gap
+    now += SPIN_MS / 10;
+    expect(policy.delayMs()).toBeGreaterThan(0); // then back-to-back: spinning
+    now += 2 * SPIN_MS; // the host ran a chunk's sum
+    expect(policy.delayMs()).toBe(0);
   });
 
   it('runs every tick at once while inactive (a real GPU in auto mode)', () => {
     let now = 0;
     const policy = new PollPolicy(() => now, false);
     policy.activity();
-    now += 100 * SPIN_MS;
-    expect(policy.spinNow()).toBe(true);
+    for (let i = 0; i < 100; i++) {
+      now += SPIN_MS / 10;
+      expect(policy.delayMs()).toBe(0);
+    }
     policy.active = true;
-    expect(policy.spinNow()).toBe(false);
+    now += SPIN_MS / 10;
+    expect(policy.delayMs()).toBeGreaterThan(0);
   });
 });
 
