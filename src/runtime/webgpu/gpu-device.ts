@@ -17,18 +17,31 @@ import { TimestampProfiler } from './timestamps.js';
  * past the in-flight limit, go through the device's own upload buffers, which are reused (the same 16 MiB:
  * ~2-3 ms once the pool has grown). Within the ring, writeBuffer is the cheaper path (2 MiB: ~0.1 ms of host
  * time against ~0.2 ms for a staged copy, which pays an encoder, a submit and a re-map). Single writes are
- * held to half the ring because 4 MiB ones, back to back, still fell off it in the AllReduce bench.
+ * held to half the ring, so that one always fits an empty ring (`fitsUploadRing`).
  */
 export const DIRECT_WRITE_MAX_BYTES = 2 * 1024 * 1024;
+/** Dawn's upload ring (its DynamicUploader's ring buffer size), which writeBuffer copies go through. */
+export const DAWN_UPLOAD_RING_BYTES = 4 * 1024 * 1024;
+
 /**
- * Bytes of writeBuffer calls the queue may not have consumed yet. Dawn holds a writeBuffer's copy until the
- * next submit (or its own tick, ~3 ms later here), and `onSubmittedWorkDone` covers submitted work only, so
- * the bytes are counted down when the first submit after them completes (`GpuDevice.submit`); counting
- * them down at the next completion instead let the next writes fall off the ring (two 2 MiB writes and a
- * sync: 13.4 ms a round, 0.27 ms counted right). They ride on the next submit rather than an empty one of
- * their own: an empty submit per write made the AllReduce slower in an interleaved A/B.
+ * Whether a write of `bytes` is sure to fit Dawn's ring while `inFlight` bytes of earlier writes are still in
+ * it. The ring places a request after the last one, or wraps to its start when the tail is too short and
+ * wastes the tail: with `inFlight` bytes anywhere in it, a request always fits when inFlight + 2 * bytes is
+ * at most the ring. Allowing inFlight + bytes up to the ring instead let ReduceScatter's 2, 2 and 1.3 MiB
+ * chunks wrap past it: Dawn then made a fresh ring buffer for every overflow, ~2,000 page faults and 35-50
+ * ms for a 16 MiB ReduceScatter over 3 devices that takes 9 ms within the ring (the AllReduce, whose chunks
+ * are all 2 MiB, moved by 1%).
+ *
+ * The in-flight bytes are counted down when the first submit after them completes (`GpuDevice.submit`):
+ * Dawn holds a writeBuffer's copy until the next submit (or its own tick, ~3 ms later here), and
+ * `onSubmittedWorkDone` covers submitted work only; counting them down at the next completion let the next
+ * writes fall off the ring (two 2 MiB writes and a sync: 13.4 ms a round, 0.27 ms counted right). They ride
+ * on the next submit rather than an empty one of their own: an empty submit per write made the AllReduce
+ * slower in an interleaved A/B.
  */
-export const DIRECT_WRITE_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
+export function fitsUploadRing(inFlight: number, bytes: number): boolean {
+  return bytes <= DIRECT_WRITE_MAX_BYTES && inFlight + 2 * bytes <= DAWN_UPLOAD_RING_BYTES;
+}
 
 export interface Dispatch {
   readonly source: PipelineSource;
@@ -69,7 +82,7 @@ export class GpuDevice implements Device {
   readonly uploadStaging: StagingPool;
   /** Freed tensor buffers kept for the next tensor of the same size. */
   readonly tensorCache: BufferCache;
-  /** Bytes of `queue.writeBuffer` calls the queue has not finished yet (see DIRECT_WRITE_IN_FLIGHT_BYTES). */
+  /** Bytes of `queue.writeBuffer` calls the queue has not finished yet (see `fitsUploadRing`). */
   private directWriteBytes = 0;
   /** The part of them no submit has carried yet. */
   private unsubmittedWriteBytes = 0;
@@ -210,10 +223,7 @@ export class GpuDevice implements Device {
     }
     if (data.byteLength % 4 !== 0 || data.length === 0) return;
     const byteOffset = elementOffset * bytes;
-    const direct =
-      data.byteLength <= DIRECT_WRITE_MAX_BYTES &&
-      this.directWriteBytes + data.byteLength <= DIRECT_WRITE_IN_FLIGHT_BYTES;
-    if (direct) {
+    if (fitsUploadRing(this.directWriteBytes, data.byteLength)) {
       this.directWriteBytes += data.byteLength;
       this.unsubmittedWriteBytes += data.byteLength;
       this.gpu.queue.writeBuffer(gpuTensor.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
