@@ -37,6 +37,7 @@ export async function runPipelineBench(
       prediction_error_pct: median(results.map((r) => r.pipelined.predictionErrorPercent)),
       utilization: median(results.map((r) => r.pipelined.meanUtilization)),
       samples_per_s: median(results.map((r) => r.pipelined.samplesPerSecond)),
+      host_cpu_ms: median(results.map((r) => r.pipelined.hostCpuMs ?? Number.NaN)),
       max_abs_error: Math.max(...results.map((r) => r.maxAbsError)),
       checked: results.every((r) => r.maxAbsError <= r.tolerance),
     });

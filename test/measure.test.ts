@@ -44,6 +44,7 @@ describe('pipeline measurement from spans', () => {
   const run: ExecutionResult = {
     startNs: 0,
     endNs: 14 * MS,
+    hostCpuMs: 3.5,
     // embed_to_expert starts at 1 ms, waits for embed_1 until 3, moves bytes until 4; expert_to_agg starts
     // at 4, waits until 10, moves until 12.
     comms: [comm(1, 1, 3, 4), comm(3, 4, 10, 12)],
@@ -70,6 +71,7 @@ describe('pipeline measurement from spans', () => {
   it('counts as communication time only the time bytes were moving', () => {
     expect(m.commMs).toBe(3);
     expect(m.wallMs).toBe(14);
+    expect(m.hostBusyFraction).toBe(0.25);
     expect(m.devices.map((d) => d.busyMs)).toEqual([2, 9, 6]);
   });
 
@@ -88,6 +90,27 @@ describe('pipeline measurement from spans', () => {
       ['expert_to_agg/mb0 (waiting for its sources)', 4000, 6000],
       ['expert_to_agg/mb0', 10000, 2000],
     ]);
+  });
+
+  it('takes the ready time from device timestamps where every source kernel has them', () => {
+    const timed = (tag: string, from: number, to: number, submitted: number): KernelSpan => ({
+      ...span(tag, from, to),
+      submittedNs: submitted * MS,
+    });
+    const stamped = new Map([
+      [devices[0]!, [timed('embed_1/mb0', 0, 2, 0)]],
+      // Devices 1 and 2 were given expert_2's kernels at 3.9 ms, after embed_to_expert started: its reads do not wait for them.
+      [devices[1]!, [timed('embed_1/mb0', 0, 3, 0), timed('expert_2/mb0', 4, 10, 3.9)]],
+      [devices[2]!, [timed('expert_2/mb0', 4, 9, 3.9), timed('agg_3/mb0', 12, 13, 12)]],
+    ]);
+    // The host saw the sources ready late (3.8 and 11.5 ms, with the reads' completion); the kernels ended at 3 and 10.
+    const late = { ...run, comms: [comm(1, 1, 3.8, 4), comm(3, 4, 11.5, 12)] };
+    const timedRun = measurePipeline(late, stamped, seedElements(), 1, 4);
+    expect(timedRun.elements[1]).toMatchObject({ medianMs: 1, medianWaitMs: 2 });
+    expect(timedRun.elements[3]).toMatchObject({ medianMs: 2, medianWaitMs: 6 });
+    // Without timestamps on a source device, the host's observation stands.
+    const hostOnly = measurePipeline(late, spans, seedElements(), 1, 4);
+    expect(hostOnly.elements[1]!.medianMs).toBeCloseTo(0.2, 9);
   });
 
   it('treats a ready time before the start (sources idle) as no wait', () => {

@@ -35,6 +35,11 @@ describe.skipIf(!available)(`strategy runner on ${TEST_BACKEND}`, () => {
     for (const e of p.elements.filter((x) => x.kind === 'comm'))
       expect(e.medianWaitMs).toBeGreaterThanOrEqual(0);
     expect(p.commMs).toBeLessThanOrEqual(p.wallMs);
+    // Linux reports the host thread's own CPU time; elsewhere the figure is absent, not guessed.
+    if (process.platform === 'linux') {
+      expect(p.hostCpuMs).toBeGreaterThan(0);
+      expect(p.hostBusyFraction).toBeLessThanOrEqual(1.05);
+    }
     expect(p.predictedMs).toBeGreaterThan(0);
     expect(Number.isFinite(p.predictionErrorPercent)).toBe(true);
     expect(p.idealBubbleFraction).toBeCloseTo(4 / 12, 6);
@@ -53,6 +58,8 @@ describe.skipIf(!available)(`strategy runner on ${TEST_BACKEND}`, () => {
     }
     expect(md).toMatch(/claimed 95\.0%, measured \d+\.\d%/);
     expect(md).toMatch(/\| embed_to_expert \| comm \| [\d.]+ ms \| [\d.]+ ms \| 1 MiB \|/);
+    if (process.platform === 'linux')
+      expect(md).toMatch(/Host thread .* on the CPU [\d.]+ ms, [\d.]+% of the wall time/);
     expect(md).toMatch(/\| 1 \| embed_1, expert_2 \| [\d.]+ ms \| [\d.]+% \|/);
     const json = reportJson(run) as { verdict: string; recommendations: string[] };
     expect(['SOUND', 'SOUND, CLAIMS NOT MET']).toContain(json.verdict);

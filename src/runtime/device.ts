@@ -22,6 +22,8 @@ export interface KernelSpan {
   readonly tag: string;
   readonly startNs: number;
   readonly endNs: number;
+  /** When the host submitted it, where the span comes from device timestamps (it may run much later). */
+  readonly submittedNs?: number;
 }
 
 /**

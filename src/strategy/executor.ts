@@ -3,6 +3,7 @@ import { gatherToHost } from '../collectives/host-io.js';
 import type { DistributedTensor } from '../collectives/layout.js';
 import { redistribute } from '../collectives/redistribute.js';
 import { hostBytes } from '../collectives/traffic.js';
+import { threadCpuMs } from '../runtime/thread-cpu.js';
 import { HOST_LANE, type Lane, lanesOf, type PipelineElement, type Schedule } from './schedule.js';
 import type { StageRuntime } from './sharded-model.js';
 
@@ -13,8 +14,9 @@ export interface CommSpan {
   /** When the host started it. */
   readonly startNs: number;
   /**
-   * When the source devices had finished the work queued before it (the producing stage's kernels, and on
-   * a shared device other stages' too): its reads wait for that, so the bytes move from here to `endNs`.
+   * When the host saw the source devices finish the work queued before it (the producing stage's kernels,
+   * and on a shared device other stages' too): its reads wait for that. The report prefers the same instant
+   * from device timestamps (`transferReadyNs`): this one can arrive a poll interval late.
    */
   readonly readyNs: number;
   readonly endNs: number;
@@ -24,6 +26,11 @@ export interface CommSpan {
 export interface ExecutionResult {
   readonly startNs: number;
   readonly endNs: number;
+  /**
+   * CPU time of the host thread over the run (it issues every kernel and moves every transfer's bytes), or
+   * null where the OS does not report a thread's CPU time.
+   */
+  readonly hostCpuMs: number | null;
   readonly comms: readonly CommSpan[];
   /** The final output of each microbatch, on the host. */
   readonly outputs: readonly Float32Array[];
@@ -121,6 +128,7 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
     }
   }
   const last = schedule.elements.length - 1;
+  const cpuAtStart = threadCpuMs();
   const startNs = performance.now() * 1e6;
   const lane = async (laneId: Lane) => {
     for (const action of schedule.actions.get(laneId)!) {
@@ -160,7 +168,12 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
     }
   };
   await Promise.all(schedule.lanes.map(lane));
-  return { startNs, endNs: performance.now() * 1e6, comms, outputs };
+  return { startNs, endNs: performance.now() * 1e6, hostCpuMs: cpuSince(cpuAtStart), comms, outputs };
+}
+
+function cpuSince(start: number | null): number | null {
+  const now = threadCpuMs();
+  return start === null || now === null ? null : now - start;
 }
 
 /** The baseline: one microbatch at a time, each element finished (devices synced) before the next starts. */
@@ -168,6 +181,7 @@ export async function executeSequential(input: ExecutionInput): Promise<Executio
   const { schedule } = input;
   const comms: CommSpan[] = [];
   const outputs: Float32Array[] = [];
+  const cpuAtStart = threadCpuMs();
   const startNs = performance.now() * 1e6;
   for (let mb = 0; mb < schedule.microbatches; mb++) {
     let current: DistributedTensor | undefined;
@@ -179,7 +193,7 @@ export async function executeSequential(input: ExecutionInput): Promise<Executio
     current!.free();
     input.onProgress?.();
   }
-  return { startNs, endNs: performance.now() * 1e6, comms, outputs };
+  return { startNs, endNs: performance.now() * 1e6, hostCpuMs: cpuSince(cpuAtStart), comms, outputs };
 }
 
 export { HOST_LANE };

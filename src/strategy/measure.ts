@@ -1,7 +1,7 @@
 import type { Device, KernelSpan } from '../runtime/device.js';
 import { median } from '../stats.js';
 import type { ExecutionResult } from './executor.js';
-import type { PipelineElement } from './schedule.js';
+import { lanesOf, type PipelineElement } from './schedule.js';
 
 export interface DeviceMeasurement {
   readonly device: number;
@@ -43,6 +43,9 @@ export interface PipelineMeasurement {
   readonly measuredBubbleFraction: number;
   readonly samplesPerSecond: number;
   readonly meanUtilization: number;
+  /** The host thread's CPU time over the run, and its share of the wall time; null where not reported. */
+  readonly hostCpuMs: number | null;
+  readonly hostBusyFraction: number | null;
 }
 
 export interface Interval {
@@ -75,6 +78,31 @@ export function unionMs(
 }
 
 /**
+ * When each transfer's bytes could start to move: the end of the last kernel its source devices had been
+ * given before the transfer started (its reads queue behind those), from device timestamps. Where a source
+ * device has no timestamps, the host's observation (`CommSpan.readyNs`) stands; it can be late by a poll
+ * interval, since it arrives with the same event-loop tick as the reads' own completion.
+ */
+export function transferReadyNs(
+  run: ExecutionResult,
+  spans: ReadonlyMap<Device, readonly KernelSpan[]>,
+  elements: readonly PipelineElement[],
+): number[] {
+  const byId = new Map([...spans].map(([device, list]) => [device.id, list]));
+  return run.comms.map((c) => {
+    const producer = elements[c.element - 1];
+    if (producer?.kind !== 'compute') return Math.max(c.startNs, c.readyNs);
+    let ready = c.startNs;
+    for (const lane of lanesOf(producer, c.microbatch)) {
+      const list = byId.get(lane as number) ?? [];
+      if (list.some((s) => s.submittedNs === undefined)) return Math.max(c.startNs, c.readyNs);
+      for (const s of list) if (s.submittedNs! <= c.startNs && s.endNs > ready) ready = s.endNs;
+    }
+    return Math.min(ready, c.endNs);
+  });
+}
+
+/**
  * Turns one run's kernel spans and transfer times into the figures of the report. The prediction is the
  * fill-drain formula over the measured element times: sum(t_i) + (m - 1) * max(t_i).
  */
@@ -102,17 +130,18 @@ export function measurePipeline(
       stages,
     };
   });
-  const moving = run.comms.map((c) => ({ startNs: Math.max(c.startNs, c.readyNs), endNs: c.endNs }));
+  const readyNs = transferReadyNs(run, spans, elements);
+  const moving = run.comms.map((c, i) => ({ startNs: readyNs[i]!, endNs: c.endNs }));
   const measured: ElementMeasurement[] = elements.map((element) => {
     const perMb: number[] = [];
     const waits: number[] = [];
     for (let mb = 0; mb < microbatches; mb++) {
       if (element.kind === 'comm') {
-        const c = run.comms.find((x) => x.element === element.index && x.microbatch === mb);
-        if (!c) continue;
-        const readyNs = Math.max(c.startNs, c.readyNs);
-        perMb.push((c.endNs - readyNs) / 1e6);
-        waits.push((readyNs - c.startNs) / 1e6);
+        const i = run.comms.findIndex((x) => x.element === element.index && x.microbatch === mb);
+        if (i < 0) continue;
+        const c = run.comms[i]!;
+        perMb.push((c.endNs - readyNs[i]!) / 1e6);
+        waits.push((readyNs[i]! - c.startNs) / 1e6);
         continue;
       }
       // Each device's own window for the stage (its first kernel to its last); the slowest device sets the
@@ -165,5 +194,7 @@ export function measurePipeline(
     measuredBubbleFraction: 1 - meanUtilization,
     samplesPerSecond: batchSize / (wallMs / 1000),
     meanUtilization,
+    hostCpuMs: run.hostCpuMs,
+    hostBusyFraction: run.hostCpuMs === null ? null : run.hostCpuMs / wallMs,
   };
 }

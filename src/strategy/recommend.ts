@@ -20,6 +20,9 @@ export function microbatchesForBubble(
   return { microbatches: needed, divides: false };
 }
 
+/** Past this share of the wall time on the CPU, the one host thread is what the pipeline waits for. */
+const HOST_BOUND_FRACTION = 0.7;
+
 /** Recommendations computed from the run's own figures. */
 export function recommendations(run: StrategyRun): string[] {
   const out: string[] = [];
@@ -56,6 +59,12 @@ export function recommendations(run: StrategyRun): string[] {
     out.push(
       `Utilization: ${(claimed * 100).toFixed(0)}% was claimed, ${(p.meanUtilization * 100).toFixed(0)}% measured (mean over devices). ` +
         'Expect figures near the measured one; more microbatches and a rebalanced load raise it.',
+    );
+  }
+  if (p.hostBusyFraction !== null && p.hostBusyFraction > HOST_BOUND_FRACTION) {
+    out.push(
+      `Host: the host thread was on the CPU ${(p.hostBusyFraction * 100).toFixed(0)}% of the wall time, issuing kernels and moving transfers' bytes, ` +
+        'so it paces the pipeline; fewer, larger microbatches (fewer dispatches and transfers) or fewer stage boundaries relieve it.',
     );
   }
   const commShare = p.commMs / p.wallMs;

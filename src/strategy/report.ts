@@ -119,6 +119,12 @@ export function reportMarkdown(run: StrategyRun, file: string): string {
   lines.push(
     `- Time with a transfer moving bytes: ${ms(p.commMs)} (${pct(p.commMs / p.wallMs)} of the wall time).`,
   );
+  if (p.hostCpuMs !== null && p.hostBusyFraction !== null) {
+    lines.push(
+      `- Host thread (issues every kernel, moves every transfer's bytes): on the CPU ${ms(p.hostCpuMs)}, ` +
+        `${pct(p.hostBusyFraction)} of the wall time${run.isSoftwareAdapter ? ', on the same cores the software adapter computes on' : ''}.`,
+    );
+  }
   lines.push(
     `- Bubble: ideal fill-drain ${pct(p.idealBubbleFraction)}; measured idle ${pct(p.measuredBubbleFraction)} (mean over devices).`,
   );

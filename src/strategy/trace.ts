@@ -1,5 +1,6 @@
 import type { Device, KernelSpan } from '../runtime/device.js';
 import type { ExecutionResult } from './executor.js';
+import { transferReadyNs } from './measure.js';
 import type { PipelineElement } from './schedule.js';
 
 interface TraceEvent {
@@ -47,9 +48,10 @@ export function chromeTrace(
     }
   }
   events.push({ name: 'thread_name', ph: 'M', pid: 1, tid: HOST_TID, args: { name: 'host (transfers)' } });
-  for (const c of run.comms) {
+  const ready = transferReadyNs(run, spans, elements);
+  for (const [i, c] of run.comms.entries()) {
     const name = `${elements[c.element]!.name}/mb${c.microbatch}`;
-    const readyNs = Math.max(c.startNs, c.readyNs);
+    const readyNs = ready[i]!;
     if (readyNs > c.startNs) {
       events.push({
         name: `${name} (waiting for its sources)`,

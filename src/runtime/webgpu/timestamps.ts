@@ -88,6 +88,7 @@ export class TimestampProfiler {
           tag: e.tag,
           startNs: Number(ticks[i * 2]!) + offset,
           endNs: Number(ticks[i * 2 + 1]!) + offset,
+          submittedNs: e.hostSubmitNs,
         });
       });
     }
