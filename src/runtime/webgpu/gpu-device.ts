@@ -9,6 +9,7 @@ import { GpuTensor, paddedBytes } from './gpu-tensor.js';
 import { PipelineCache, type PipelineSource } from './pipeline-cache.js';
 import { StagingPool } from './staging-pool.js';
 import { TimestampProfiler } from './timestamps.js';
+import { UploadRingModel } from './upload-ring.js';
 
 /**
  * `queue.writeBuffer` is used only while a write fits Dawn's 4 MiB upload ring: a write that does not fit
@@ -17,31 +18,14 @@ import { TimestampProfiler } from './timestamps.js';
  * past the in-flight limit, go through the device's own upload buffers, which are reused (the same 16 MiB:
  * ~2-3 ms once the pool has grown). Within the ring, writeBuffer is the cheaper path (2 MiB: ~0.1 ms of host
  * time against ~0.2 ms for a staged copy, which pays an encoder, a submit and a re-map). Single writes are
- * held to half the ring, so that one always fits an empty ring (`fitsUploadRing`).
+ * held to half the ring; whether one goes into the ring at all is Dawn's own placement, modelled by
+ * `UploadRingModel`. The model's batches are released when the submit carrying them completes: Dawn holds a
+ * writeBuffer's copy until the next submit (or its own tick, ~3 ms later here) and `onSubmittedWorkDone`
+ * covers submitted work only, so releasing at the next completion let writes fall off the ring (two 2 MiB
+ * writes and a sync: 13.4 ms a round, 0.27 ms released right). Writes ride on the next submit rather than
+ * an empty one of their own: an empty submit per write made the AllReduce slower in an interleaved A/B.
  */
 export const DIRECT_WRITE_MAX_BYTES = 2 * 1024 * 1024;
-/** Dawn's upload ring (its DynamicUploader's ring buffer size), which writeBuffer copies go through. */
-export const DAWN_UPLOAD_RING_BYTES = 4 * 1024 * 1024;
-
-/**
- * Whether a write of `bytes` is sure to fit Dawn's ring while `inFlight` bytes of earlier writes are still in
- * it. The ring places a request after the last one, or wraps to its start when the tail is too short and
- * wastes the tail: with `inFlight` bytes anywhere in it, a request always fits when inFlight + 2 * bytes is
- * at most the ring. Allowing inFlight + bytes up to the ring instead let ReduceScatter's 2, 2 and 1.3 MiB
- * chunks wrap past it: Dawn then made a fresh ring buffer for every overflow, ~2,000 page faults and 35-50
- * ms for a 16 MiB ReduceScatter over 3 devices that takes 9 ms within the ring (the AllReduce, whose chunks
- * are all 2 MiB, moved by 1%).
- *
- * The in-flight bytes are counted down when the first submit after them completes (`GpuDevice.submit`):
- * Dawn holds a writeBuffer's copy until the next submit (or its own tick, ~3 ms later here), and
- * `onSubmittedWorkDone` covers submitted work only; counting them down at the next completion let the next
- * writes fall off the ring (two 2 MiB writes and a sync: 13.4 ms a round, 0.27 ms counted right). They ride
- * on the next submit rather than an empty one of their own: an empty submit per write made the AllReduce
- * slower in an interleaved A/B.
- */
-export function fitsUploadRing(inFlight: number, bytes: number): boolean {
-  return bytes <= DIRECT_WRITE_MAX_BYTES && inFlight + 2 * bytes <= DAWN_UPLOAD_RING_BYTES;
-}
 
 export interface Dispatch {
   readonly source: PipelineSource;
@@ -82,10 +66,8 @@ export class GpuDevice implements Device {
   readonly uploadStaging: StagingPool;
   /** Freed tensor buffers kept for the next tensor of the same size. */
   readonly tensorCache: BufferCache;
-  /** Bytes of `queue.writeBuffer` calls the queue has not finished yet (see `fitsUploadRing`). */
-  private directWriteBytes = 0;
-  /** The part of them no submit has carried yet. */
-  private unsubmittedWriteBytes = 0;
+  /** Where Dawn has placed this device's `queue.writeBuffer` copies that the queue has not finished. */
+  private readonly uploadRing = new UploadRingModel();
   private readonly profiler: TimestampProfiler | null;
   private profiling = false;
   private tag = '';
@@ -223,9 +205,7 @@ export class GpuDevice implements Device {
     }
     if (data.byteLength % 4 !== 0 || data.length === 0) return;
     const byteOffset = elementOffset * bytes;
-    if (fitsUploadRing(this.directWriteBytes, data.byteLength)) {
-      this.directWriteBytes += data.byteLength;
-      this.unsubmittedWriteBytes += data.byteLength;
+    if (data.byteLength <= DIRECT_WRITE_MAX_BYTES && this.uploadRing.tryAllocate(data.byteLength)) {
       this.gpu.queue.writeBuffer(gpuTensor.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
       return;
     }
@@ -281,12 +261,15 @@ export class GpuDevice implements Device {
     const entries: GPUBindGroupEntry[] = [];
     let uniform: GPUBuffer | undefined;
     if (work.params) {
+      // Written at creation, not with writeBuffer: the upload ring then holds only what UploadRingModel counts.
       uniform = this.gpu.createBuffer({
         label: `${work.source.key}/params`,
         size: paddedBytes(work.params.byteLength),
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        usage: GPUBufferUsage.UNIFORM,
+        mappedAtCreation: true,
       });
-      this.gpu.queue.writeBuffer(uniform, 0, work.params);
+      new Uint8Array(uniform.getMappedRange()).set(new Uint8Array(work.params));
+      uniform.unmap();
       entries.push({ binding: 0, resource: { buffer: uniform } });
     }
     for (const buffer of work.buffers) entries.push({ binding: entries.length, resource: { buffer } });
@@ -315,9 +298,9 @@ export class GpuDevice implements Device {
     uniform?.destroy();
   }
 
-  /** Bytes of direct writes (writeBuffer) the queue has not finished, as counted against Dawn's upload ring. */
-  get directWriteBytesInFlight(): number {
-    return this.directWriteBytes;
+  /** Bytes of Dawn's upload ring taken by writes the queue has not finished (skipped tails included). */
+  get uploadRingBytes(): number {
+    return this.uploadRing.usedBytes;
   }
 
   /**
@@ -326,12 +309,9 @@ export class GpuDevice implements Device {
    */
   submit(commands: GPUCommandBuffer[]): void {
     this.gpu.queue.submit(commands);
-    const bytes = this.unsubmittedWriteBytes;
-    if (bytes === 0) return;
-    this.unsubmittedWriteBytes = 0;
-    const done = () => {
-      this.directWriteBytes -= bytes;
-    };
+    const batch = this.uploadRing.seal();
+    if (batch === null) return;
+    const done = () => this.uploadRing.release(batch);
     this.gpu.queue.onSubmittedWorkDone().then(done, done);
   }
 
