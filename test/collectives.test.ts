@@ -21,7 +21,7 @@ import {
   shardFromHost,
   WebGpuTransport,
 } from '../src/collectives/index.js';
-import { wasmSum } from '../src/collectives/wasm-sum.js';
+import { createWasmSum } from '../src/collectives/wasm-sum.js';
 import { isParallelError } from '../src/errors.js';
 import type { Device } from '../src/runtime/device.js';
 import { DeviceGroup } from '../src/runtime/device-group.js';
@@ -87,7 +87,7 @@ describe('transfer plans (pure data)', () => {
 
 describe('host sum kernels', () => {
   it('the WebAssembly SIMD sum matches the JS sum for 2-6 inputs and ragged lengths', () => {
-    const simd = wasmSum();
+    const simd = createWasmSum();
     expect(simd).not.toBeNull();
     for (const [k, n] of [
       [2, 7],

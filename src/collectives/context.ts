@@ -4,6 +4,7 @@ import { HostDevice } from '../runtime/host-device.js';
 import type { GpuDevice } from '../runtime/webgpu/gpu-device.js';
 import { HostTransport } from './host-transport.js';
 import type { Transport } from './transport.js';
+import { createWasmSum, type WasmSum } from './wasm-sum.js';
 import { WebGpuTransport } from './webgpu-transport.js';
 
 /** Where a Partial(sum) is summed: on the host while it passes through, or on the destination device. */
@@ -21,14 +22,14 @@ export interface CollectiveOptions {
 }
 
 /**
- * Everything collectives keep between calls: one transport (with its staging pool) per device and a host
- * scratch buffer for reductions. Passed to every collective; no state lives in module globals.
+ * Everything collectives keep between calls: one transport per device (the staging buffers are the
+ * devices' own) and the host's SIMD sum with its wasm memory. Passed to every collective; no state lives in module globals.
  */
 export class CollectiveContext {
   readonly reduceOn: ReduceOn;
   readonly hostReduceMinBytes: number;
   private readonly transports = new Map<Device, Transport>();
-  private scratch = new Float32Array(0);
+  private simd: WasmSum | null | undefined;
 
   constructor(options: CollectiveOptions = {}) {
     this.reduceOn = options.reduceOn ?? 'auto';
@@ -61,16 +62,16 @@ export class CollectiveContext {
     return bytes >= this.hostReduceMinBytes;
   }
 
-  /** A host buffer of at least `elements` floats, reused across reductions. */
-  hostScratch(elements: number): Float32Array {
-    if (this.scratch.length < elements) this.scratch = new Float32Array(elements);
-    return this.scratch.subarray(0, elements);
+  /** The host's SIMD sum, made on first use; null where WebAssembly SIMD is unavailable. */
+  get hostSum(): WasmSum | null {
+    if (this.simd === undefined) this.simd = createWasmSum();
+    return this.simd;
   }
 
-  /** Releases every staging buffer (their bytes leave the devices' ledgers). */
+  /** Releases every staging buffer (their bytes leave the devices' ledgers) and the sum's wasm memory. */
   destroy(): void {
     for (const transport of this.transports.values()) transport.destroy();
     this.transports.clear();
-    this.scratch = new Float32Array(0);
+    this.simd = undefined;
   }
 }

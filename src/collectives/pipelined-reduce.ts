@@ -4,7 +4,6 @@ import type { CollectiveContext } from './context.js';
 import { sumInto } from './host-sum.js';
 import type { HostReduction, TransferPlan } from './plan.js';
 import type { HostLease } from './transport.js';
-import { wasmSum } from './wasm-sum.js';
 
 /**
  * Elements per chunk of a pipelined host sum (2 MiB of f32): with the SIMD sum, 1 MiB chunks left the loop
@@ -60,7 +59,7 @@ export async function pipelinedHostReduce(
   outputs: readonly Tensor[],
 ): Promise<void> {
   const chunks = reduceChunks(boxElements(reduction.box));
-  const simd = wasmSum();
+  const simd = ctx.hostSum;
   const issue = ({ from, count }: { from: number; count: number }): Promise<HostLease[]> =>
     Promise.all(
       reduction.pieces.map((p) => {

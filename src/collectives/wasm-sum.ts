@@ -142,21 +142,22 @@ function instantiate(): Exports | null {
   }
 }
 
-let instance: Exports | null | undefined;
-
-/** The SIMD kernel, or null where WebAssembly SIMD is unavailable (the caller then sums in JS). */
-export function wasmSum(): WasmSum | null {
-  if (instance === undefined) instance = instantiate();
-  return instance ? new WasmSum(instance) : null;
+/**
+ * A SIMD sum with a wasm memory of its own, or null where WebAssembly SIMD is unavailable (the caller then
+ * sums in JS). Each CollectiveContext makes one and keeps it, so its memory is grown once and reused.
+ */
+export function createWasmSum(): WasmSum | null {
+  const exports = instantiate();
+  return exports ? new WasmSum(exports) : null;
 }
 
-/** The kernel over one shared wasm memory; growing it detaches old views, so each call builds fresh ones. */
+/** The kernel over its wasm memory; growing it detaches old views, so each call builds fresh ones. */
 export class WasmSum {
   constructor(private readonly wasm: Exports) {}
 
   /**
    * The sum of the first `n` elements of every input, in a view on wasm memory that stays valid until the
-   * next call on any WasmSum (they share one memory, and JS is single-threaded between awaits).
+   * next call (JS is single-threaded between awaits, so a caller writes it out before another sum runs).
    */
   sum(inputs: readonly Float32Array[], n: number): Float32Array {
     const slot = n * 4;
