@@ -21,5 +21,11 @@ export function formatInfo(info: SystemInfo): string {
     '',
     'Each adapter opens as many logical devices as a strategy asks for (one device per adapter request).',
   );
+  if (info.webgpu.some((a) => a.isSoftware)) {
+    lines.push(
+      "Once a device opens on a software adapter, Dawn's poll loop is backed off so that it leaves the",
+      'cores to the device (WEBGPU_PARALLEL_DAWN_POLL=spin keeps it as Dawn has it).',
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
