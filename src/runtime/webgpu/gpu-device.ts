@@ -12,11 +12,12 @@ import { TimestampProfiler } from './timestamps.js';
 import { UploadRingModel } from './upload-ring.js';
 
 /**
- * `queue.writeBuffer` is used only while a write fits Dawn's 4 MiB upload ring: a write that does not fit
+ * `queue.writeBuffer` is used only where the write fits Dawn's 4 MiB upload ring: a write that does not fit
  * what the queue has not yet consumed gets freshly allocated staging memory, which lavapipe page-faults on
  * every write (a 16 MiB write into a buffer the GPU had used: ~49 ms, every time). Larger writes, and writes
- * past the in-flight limit, go through the device's own upload buffers, which are reused (the same 16 MiB:
- * ~2-3 ms once the pool has grown). Within the ring, writeBuffer is the cheaper path (2 MiB: ~0.1 ms of host
+ * the ring has no room for, go through the device's own upload buffers, which are reused (the same 16 MiB:
+ * ~2-3 ms once the pool has grown). `upload` into a buffer the GPU never used bypasses the ring (Dawn writes
+ * its memory directly: 20 fresh 1 MiB uploads without a submit fault only the buffers' own pages). Within the ring, writeBuffer is the cheaper path (2 MiB: ~0.1 ms of host
  * time against ~0.2 ms for a staged copy, which pays an encoder, a submit and a re-map). Single writes are
  * held to half the ring; whether one goes into the ring at all is Dawn's own placement, modelled by
  * `UploadRingModel`. The model's batches are released when the submit carrying them completes: Dawn holds a
