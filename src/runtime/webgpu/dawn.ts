@@ -60,26 +60,12 @@ function loadDawn(): Promise<DawnModule> {
   return dawn;
 }
 
-/**
- * Dawn instances by their flags, one per process and configuration, like the module itself. A destroyed
- * device's threads are reclaimed only while its instance lives on: an instance per device left 5 threads
- * behind for every device ever opened (a long-running process opening groups kept growing).
- */
-const instances = new Map<string, GPU>();
-
-/** A Dawn instance. Timestamp quantization is off so kernel timings keep their resolution. */
+/** Opens a Dawn instance. Timestamp quantization is off so kernel timings keep their resolution. */
 export async function openGpu(options: DawnOptions = {}): Promise<GPU> {
   const flags = ['disable-dawn-features=timestamp_quantization'];
   if (options.adapterName) flags.push(`adapter=${options.adapterName}`);
   if (options.backend) flags.push(`backend=${options.backend}`);
-  const dawnModule = await loadDawn();
-  const key = flags.join('\n');
-  let instance = instances.get(key);
-  if (!instance) {
-    instance = dawnModule.create(flags);
-    instances.set(key, instance);
-  }
-  return instance;
+  return (await loadDawn()).create(flags);
 }
 
 export interface OpenedAdapter {
