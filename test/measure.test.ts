@@ -4,6 +4,7 @@ import { CpuDevice } from '../src/runtime/cpu-device.js';
 import type { KernelSpan } from '../src/runtime/device.js';
 import type { CommSpan, ExecutionResult } from '../src/strategy/executor.js';
 import { measurePipeline } from '../src/strategy/measure.js';
+import { transferWaits } from '../src/strategy/recommend.js';
 import { pipelineElements } from '../src/strategy/schedule.js';
 import { chromeTrace } from '../src/strategy/trace.js';
 import { validateStrategy } from '../src/strategy/validate.js';
@@ -122,5 +123,41 @@ describe('pipeline measurement from spans', () => {
       4,
     );
     expect(idle.elements[1]).toMatchObject({ medianMs: 1, medianWaitMs: 0 });
+  });
+});
+
+describe('the transfer-wait recommendation', () => {
+  const elements = seedElements();
+  const measured = (name: string, kind: 'compute' | 'comm', medianMs: number, medianWaitMs?: number) => ({
+    name,
+    kind,
+    medianMs,
+    perMicrobatchMs: [medianMs],
+    ...(medianWaitMs === undefined ? {} : { medianWaitMs }),
+  });
+  const runWith = (toExpertWait: number, toAggWait: number) =>
+    ({
+      schedule: { elements },
+      pipelined: {
+        elements: [
+          measured('embed_1', 'compute', 1),
+          measured('embed_to_expert', 'comm', 0.1, toExpertWait),
+          measured('expert_2', 'compute', 18),
+          measured('expert_to_agg', 'comm', 3.5, toAggWait),
+          measured('agg_3', 'compute', 4),
+        ],
+      },
+    }) as unknown as Parameters<typeof transferWaits>[0];
+
+  it('names the transfer, its wait and the stage sharing its source devices', () => {
+    const [text, more] = transferWaits(runWith(12.5, 1));
+    expect(more).toBeUndefined(); // expert_to_agg waited less than twice its own time
+    expect(text).toContain('Transfer embed_to_expert waited a median 12.5 ms for its sources');
+    expect(text).toContain('(0.10 ms): device 1 also runs expert_2');
+    expect(text).toContain('Devices of its own for embed_1');
+  });
+
+  it('says nothing of short waits', () => {
+    expect(transferWaits(runWith(0.5, 2))).toEqual([]);
   });
 });

@@ -23,6 +23,33 @@ export function microbatchesForBubble(
 /** Past this share of the wall time on the CPU, the one host thread is what the pipeline waits for. */
 const HOST_BOUND_FRACTION = 0.7;
 
+/**
+ * A transfer that mostly waited, on a device that also serves another stage: its reads queue behind that
+ * stage's kernels, so the next stage starts late. Named with the measured wait and the stage in the way.
+ */
+export function transferWaits(run: Pick<StrategyRun, 'schedule' | 'pipelined'>): string[] {
+  const out: string[] = [];
+  const elements = run.schedule.elements;
+  run.pipelined.elements.forEach((measured, i) => {
+    const producer = elements[i - 1];
+    const wait = measured.medianWaitMs;
+    if (measured.kind !== 'comm' || producer?.kind !== 'compute' || wait === undefined) return;
+    if (wait < 1 || wait < 2 * measured.medianMs) return;
+    const others = producer.stage.devices.flatMap((device) =>
+      elements
+        .filter((e) => e.kind === 'compute' && e !== producer && e.stage.devices.includes(device))
+        .map((e) => `device ${device} also runs ${e.name}`),
+    );
+    if (others.length === 0) return;
+    out.push(
+      `Transfer ${measured.name} waited a median ${wait.toFixed(1)} ms for its sources before moving its bytes ` +
+        `(${measured.medianMs.toFixed(2)} ms): ${[...new Set(others)].join(', ')}, and its reads queue behind those kernels. ` +
+        `Devices of its own for ${producer.name} would let it leave as soon as ${producer.name} is done.`,
+    );
+  });
+  return out;
+}
+
 /** Recommendations computed from the run's own figures. */
 export function recommendations(run: StrategyRun): string[] {
   const out: string[] = [];
@@ -67,6 +94,7 @@ export function recommendations(run: StrategyRun): string[] {
         'so it paces the pipeline; fewer, larger microbatches (fewer dispatches and transfers) or fewer stage boundaries relieve it.',
     );
   }
+  out.push(...transferWaits(run));
   const commShare = p.commMs / p.wallMs;
   if (commShare > 0.5) {
     out.push(
