@@ -1,3 +1,4 @@
+import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isParallelError } from '../src/errors.js';
 import type { DeviceGroup } from '../src/runtime/device-group.js';
@@ -187,5 +188,25 @@ describe.skipIf(!available)('WebGPU device memory', () => {
         tight.destroy();
       }
     });
+  });
+
+  describe('device lifecycle', () => {
+    it.skipIf(process.platform !== 'linux')(
+      "reuses a destroyed device's Dawn instance: no threads left behind",
+      async () => {
+        const threads = () => readdirSync('/proc/self/task').length;
+        const cycle = async () => {
+          const g = await openTestGroup(2);
+          const t = g.devices[0]!.upload(new Float32Array(64).fill(1), [64], 'lifecycle');
+          expect((await (await g.devices[0]!.kernels.scale(t, 2)).read())[0]).toBe(2);
+          g.destroy();
+        };
+        await cycle();
+        const after = threads();
+        for (let i = 0; i < 3; i++) await cycle();
+        // A new instance per device left ~5 threads behind per device: 30 here.
+        expect(threads() - after).toBeLessThanOrEqual(3);
+      },
+    );
   });
 });

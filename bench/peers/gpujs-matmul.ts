@@ -2,7 +2,7 @@ import * as gpujs from 'gpu.js';
 import { GPU, type IKernelFunctionThis, Input } from 'gpu.js';
 import { ParallelError } from '../../src/errors.js';
 import { openGpuJsDevices } from '../../src/runtime/gpujs/open-gpujs.js';
-import { openGpu } from '../../src/runtime/webgpu/dawn.js';
+import { openGpu, releaseGpu } from '../../src/runtime/webgpu/dawn.js';
 import { benchArray, matmulRowsMatch } from '../check.js';
 import { timeMedian } from '../record.js';
 
@@ -128,6 +128,7 @@ async function lendNavigatorGpu(): Promise<() => Promise<void>> {
   Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
   return async () => {
     await context.destroy();
+    releaseGpu(gpu);
     if (previous) Object.defineProperty(globalThis, 'navigator', previous);
     else delete (globalThis as { navigator?: unknown }).navigator;
   };

@@ -1,5 +1,11 @@
 import type { AdapterSummary } from './device.js';
-import { listAdapterNames, NO_ADAPTER_HELP, requestAdapter, summarizeAdapter } from './webgpu/dawn.js';
+import {
+  listAdapterNames,
+  NO_ADAPTER_HELP,
+  releaseGpu,
+  requestAdapter,
+  summarizeAdapter,
+} from './webgpu/dawn.js';
 
 export interface SystemInfo {
   readonly webgpu: readonly AdapterSummary[];
@@ -13,8 +19,9 @@ export async function describeSystem(): Promise<SystemInfo> {
   const adapters: AdapterSummary[] = [];
   for (const adapterName of names.length > 0 ? names : [undefined]) {
     const opened = await requestAdapter({ adapterName }).catch(() => null);
-    if (opened)
-      adapters.push(summarizeAdapter(opened.adapter, process.platform === 'linux' ? 'vulkan' : 'auto'));
+    if (!opened) continue;
+    adapters.push(summarizeAdapter(opened.adapter, process.platform === 'linux' ? 'vulkan' : 'auto'));
+    releaseGpu(opened.instance);
   }
   return { webgpu: adapters, noAdapterHelp: adapters.length === 0 ? NO_ADAPTER_HELP : null };
 }

@@ -1,5 +1,5 @@
 import { type BackendChoice, DeviceGroup } from '../../src/runtime/device-group.js';
-import { requestAdapter } from '../../src/runtime/webgpu/dawn.js';
+import { releaseGpu, requestAdapter } from '../../src/runtime/webgpu/dawn.js';
 
 /**
  * Which backends the test files run on: WebGPU (Dawn) and, where the test covers it, the fallback. In CI a
@@ -11,6 +11,7 @@ export const TEST_BACKEND: BackendChoice =
 export async function webGpuAvailable(): Promise<boolean> {
   if (TEST_BACKEND !== 'webgpu') return true;
   const opened = await requestAdapter();
+  if (opened) releaseGpu(opened.instance);
   if (!opened && process.env.CI) {
     throw new Error(
       'CI is set but no WebGPU adapter answered: install a Vulkan driver (scripts/install-vulkan.sh)',

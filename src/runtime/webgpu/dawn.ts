@@ -61,17 +61,35 @@ function loadDawn(): Promise<DawnModule> {
 }
 
 /**
- * Opens a Dawn instance, one per device: devices that share an instance share lavapipe's workers, and a
- * small kernel on one waited behind big ones on the others (13-19 ms against 9-11 ms with an instance
- * each), which is not what independent devices do. The price: a destroyed device's instance keeps ~5 idle
- * threads for the life of the process (Dawn does not release them, even after GC).
- * Timestamp quantization is off so kernel timings keep their resolution.
+ * Idle Dawn instances, by their flags. Every open device has an instance of its own: devices that shared one
+ * shared lavapipe's workers, and a small kernel on one waited behind big ones on the others (13-19 ms
+ * against 9-11 ms with an instance each), which is not what independent devices do. Dawn never gives back
+ * an instance's threads (~5, even after GC), so a destroyed device's instance waits here for the next
+ * device instead of a new one being made: a process that opens groups again and again stays at the most
+ * instances it held at once.
  */
+const idleInstances = new Map<string, GPU[]>();
+const instanceKeys = new WeakMap<GPU, string>();
+
+/** A Dawn instance no open device uses. Timestamp quantization is off so kernel timings keep their resolution. */
 export async function openGpu(options: DawnOptions = {}): Promise<GPU> {
   const flags = ['disable-dawn-features=timestamp_quantization'];
   if (options.adapterName) flags.push(`adapter=${options.adapterName}`);
   if (options.backend) flags.push(`backend=${options.backend}`);
-  return (await loadDawn()).create(flags);
+  const dawnModule = await loadDawn();
+  const key = flags.join('\n');
+  const instance = idleInstances.get(key)?.pop() ?? dawnModule.create(flags);
+  instanceKeys.set(instance, key);
+  return instance;
+}
+
+/** Hands an instance back once nothing opened from it is in use (its device destroyed, or none made). */
+export function releaseGpu(instance: GPU): void {
+  const key = instanceKeys.get(instance);
+  if (key === undefined) return;
+  const idle = idleInstances.get(key) ?? [];
+  if (!idle.includes(instance)) idle.push(instance);
+  idleInstances.set(key, idle);
 }
 
 export interface OpenedAdapter {
@@ -79,12 +97,15 @@ export interface OpenedAdapter {
   readonly adapter: GPUAdapter;
 }
 
+/** An adapter and the instance it came from; hand the instance back (`releaseGpu`) when done with both. */
 export async function requestAdapter(options: DawnOptions = {}): Promise<OpenedAdapter | null> {
   const instance = await openGpu(options);
   try {
     const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
+    if (!adapter) releaseGpu(instance);
     return adapter ? { instance, adapter } : null;
   } catch (cause) {
+    releaseGpu(instance);
     // Dawn rejects (rather than returning null) when a named adapter does not exist.
     if (options.adapterName) {
       throw new ParallelError('NO_ADAPTER', `no WebGPU adapter matches '${options.adapterName}'`, {
@@ -108,6 +129,8 @@ export async function listAdapterNames(): Promise<string[]> {
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
     return [...text.matchAll(/name: '([^']+)'/g)].map((m) => m[1]!);
+  } finally {
+    releaseGpu(gpu);
   }
 }
 

@@ -5,6 +5,7 @@ import { MemoryLedger } from '../memory-ledger.js';
 import type { DType, HostArray, Shape, Tensor } from '../tensor.js';
 import { BYTES_PER_ELEMENT, checkShape, dtypeOf, elementCount, formatShape } from '../tensor.js';
 import { BufferCache } from './buffer-cache.js';
+import { releaseGpu } from './dawn.js';
 import { GpuTensor, paddedBytes } from './gpu-tensor.js';
 import { PipelineCache, type PipelineSource } from './pipeline-cache.js';
 import { StagingPool } from './staging-pool.js';
@@ -357,6 +358,7 @@ export class GpuDevice implements Device {
     this.destroyed = true;
     this.profiler?.destroy();
     this.gpu.destroy();
+    releaseGpu(this.instance);
   }
 
   get isDestroyed(): boolean {

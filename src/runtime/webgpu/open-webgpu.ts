@@ -2,7 +2,7 @@ import { ParallelError } from '../../errors.js';
 import { MatmulPlanner, type TunedPicks } from '../../kernels/webgpu/matmul-planner.js';
 import type { TuningCache } from '../../kernels/webgpu/tuning-cache.js';
 import { WebGpuKernels } from '../../kernels/webgpu/webgpu-kernels.js';
-import { listAdapterNames, NO_ADAPTER_HELP, requestAdapter, summarizeAdapter } from './dawn.js';
+import { listAdapterNames, NO_ADAPTER_HELP, releaseGpu, requestAdapter, summarizeAdapter } from './dawn.js';
 import { noteAdapter } from './dawn-poll.js';
 import { GpuDevice } from './gpu-device.js';
 
@@ -35,17 +35,19 @@ export async function openWebGpuDevices(options: WebGpuOpenOptions): Promise<Gpu
       const summary = summarizeAdapter(opened.adapter, options.backend ?? backendOf(opened.adapter));
       noteAdapter(summary.isSoftware);
       const planner = new MatmulPlanner(options.tuned ?? options.tuningCache?.picksFor(summary));
-      devices.push(
-        await GpuDevice.open({
-          id,
-          instance: opened.instance,
-          adapter: opened.adapter,
-          summary,
-          budgetBytes: options.budgets[id],
-          makeKernels: (device) => new WebGpuKernels(device, planner),
-          dumpShader: options.dumpShader,
-        }),
-      );
+      const device = await GpuDevice.open({
+        id,
+        instance: opened.instance,
+        adapter: opened.adapter,
+        summary,
+        budgetBytes: options.budgets[id],
+        makeKernels: (d) => new WebGpuKernels(d, planner),
+        dumpShader: options.dumpShader,
+      }).catch((error: unknown) => {
+        releaseGpu(opened.instance);
+        throw error;
+      });
+      devices.push(device);
     }
   } catch (error) {
     for (const device of devices) device.destroy();
