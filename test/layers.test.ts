@@ -54,18 +54,13 @@ describe.skipIf(!available)(`parallel layers on ${TEST_BACKEND}`, () => {
     all?.destroy();
   });
 
+  /** The full weight and bias every linear layer of these tests is built from. */
+  const linear = (group: DeviceGroup) => ({ group, weight: w, bias, inFeatures: IN, outFeatures: OUT });
+
   it.each(SPLITS)('ColumnParallelLinear over %j sizes %j (sharded and gathered)', async (ids, sizes) => {
     const group = all.select(ids);
     for (const gatherOutput of [false, true]) {
-      const layer = new ColumnParallelLinear(ctx, {
-        group,
-        weight: w,
-        bias,
-        inFeatures: IN,
-        outFeatures: OUT,
-        sizes,
-        gatherOutput,
-      });
+      const layer = new ColumnParallelLinear(ctx, { ...linear(group), sizes, gatherOutput });
       const input = shardFromHost(group, x, [M, IN], Replicate());
       const { output } = await layer.forward(input);
       expect(output.placement.kind).toBe(gatherOutput ? 'replicate' : 'shard');
@@ -83,16 +78,7 @@ describe.skipIf(!available)(`parallel layers on ${TEST_BACKEND}`, () => {
       const root = all.devices[2]!;
       for (const inputIsParallel of [true, false]) {
         for (const reduceTo of [undefined, root]) {
-          const layer = new RowParallelLinear(ctx, {
-            group,
-            weight: w,
-            bias,
-            inFeatures: IN,
-            outFeatures: OUT,
-            sizes,
-            inputIsParallel,
-            reduceTo,
-          });
+          const layer = new RowParallelLinear(ctx, { ...linear(group), sizes, inputIsParallel, reduceTo });
           const input = inputIsParallel
             ? shardFromHost(group, x, [M, IN], Shard(1, layer.rowSizes))
             : shardFromHost(all.select([0]), x, [M, IN], Replicate());

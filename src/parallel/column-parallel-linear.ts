@@ -6,21 +6,14 @@ import { ParallelError } from '../errors.js';
 import type { Activation } from '../kernels/kernels.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import { formatShape } from '../runtime/tensor.js';
-import { checkHost, checkSameGroup, shardWeight } from './weights.js';
+import { checkHost, checkSameGroup, type LinearLayerOptions, shardWeight } from './weights.js';
 
-export interface ColumnParallelLinearOptions {
-  readonly group: DeviceGroup;
-  /** Full weight, row-major [inFeatures, outFeatures]. */
-  readonly weight: Float32Array;
-  readonly inFeatures: number;
-  readonly outFeatures: number;
-  readonly bias?: Float32Array;
+export interface ColumnParallelLinearOptions extends LinearLayerOptions {
   /** Output columns per device (uneven on purpose); absent: an even split, which must divide. */
   readonly sizes?: readonly number[];
   /** All-gather the output so every device holds all of Y (Megatron's gather_output). */
   readonly gatherOutput?: boolean;
   readonly activation?: Activation;
-  readonly label?: string;
 }
 
 export interface LayerOutput {

@@ -19,6 +19,12 @@ export interface ParallelEmbeddingOptions {
   readonly label?: string;
 }
 
+/** The [vocab, hidden] table, split over the group along `dim` (1: hidden columns, 0: vocabulary rows). */
+function shardTable(options: ParallelEmbeddingOptions, dim: 0 | 1, label: string): DistributedTensor {
+  const shape = [options.vocab, options.hidden];
+  return shardWeight(options.group, options.table, shape, dim, options.sizes, `${label}.table`);
+}
+
 function checkIds(ids: DistributedTensor, group: DeviceGroup, where: string): void {
   checkSameGroup(ids, group, where);
   if (ids.placement.kind !== 'replicate' || ids.dtype !== 'u32' || ids.globalShape.length !== 1) {
@@ -43,14 +49,7 @@ export class ColumnParallelEmbedding {
     readonly options: ParallelEmbeddingOptions & { readonly gatherOutput?: boolean },
   ) {
     this.label = options.label ?? 'ColumnParallelEmbedding';
-    this.table = shardWeight(
-      options.group,
-      options.table,
-      [options.vocab, options.hidden],
-      1,
-      options.sizes,
-      `${this.label}.table`,
-    );
+    this.table = shardTable(options, 1, this.label);
   }
 
   /** ids: u32 [tokens], replicated on the layer's group. */
@@ -94,14 +93,7 @@ export class VocabParallelEmbedding {
     readonly options: ParallelEmbeddingOptions & { readonly reduceOn?: ReduceOn },
   ) {
     this.label = options.label ?? 'VocabParallelEmbedding';
-    this.table = shardWeight(
-      options.group,
-      options.table,
-      [options.vocab, options.hidden],
-      0,
-      options.sizes,
-      `${this.label}.table`,
-    );
+    this.table = shardTable(options, 0, this.label);
     this.offsets = splitOffsets(this.table.shards.map((s) => s.shape[0]!));
   }
 

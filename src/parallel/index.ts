@@ -10,4 +10,4 @@ export {
 } from './embedding.js';
 export { addBiasOnce, uploadReplicated } from './replicated.js';
 export { RowParallelLinear, type RowParallelLinearOptions } from './row-parallel-linear.js';
-export { checkSameGroup, shardWeight } from './weights.js';
+export { checkSameGroup, type LinearLayerOptions, shardWeight } from './weights.js';

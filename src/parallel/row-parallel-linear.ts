@@ -7,15 +7,9 @@ import type { Device } from '../runtime/device.js';
 import { DeviceGroup } from '../runtime/device-group.js';
 import type { LayerOutput } from './column-parallel-linear.js';
 import { addBiasOnce, uploadReplicated } from './replicated.js';
-import { checkHost, checkSameGroup, shardWeight } from './weights.js';
+import { checkHost, checkSameGroup, type LinearLayerOptions, shardWeight } from './weights.js';
 
-export interface RowParallelLinearOptions {
-  readonly group: DeviceGroup;
-  /** Full weight, row-major [inFeatures, outFeatures]. */
-  readonly weight: Float32Array;
-  readonly inFeatures: number;
-  readonly outFeatures: number;
-  readonly bias?: Float32Array;
+export interface RowParallelLinearOptions extends LinearLayerOptions {
   /** Input features (weight rows) per device; absent: an even split, which must divide. */
   readonly sizes?: readonly number[];
   /** The input is already sharded on its last dim like the weight's rows (Megatron's input_is_parallel). */
@@ -23,7 +17,6 @@ export interface RowParallelLinearOptions {
   /** Sum the partial outputs onto this one device ("AllReduce from [1,2] to [2]"); absent: all-reduce. */
   readonly reduceTo?: Device;
   readonly reduceOn?: ReduceOn;
-  readonly label?: string;
 }
 
 /**

@@ -4,6 +4,17 @@ import { ParallelError } from '../errors.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import { elementCount, formatShape, type Shape } from '../runtime/tensor.js';
 
+/** What every parallel linear layer is built from: the full weight and bias, split by the layer. */
+export interface LinearLayerOptions {
+  readonly group: DeviceGroup;
+  /** Full weight, row-major [inFeatures, outFeatures]. */
+  readonly weight: Float32Array;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly bias?: Float32Array;
+  readonly label?: string;
+}
+
 /** Checks that host data fills a shape, with a SHAPE error naming the layer and the parameter. */
 export function checkHost(data: Float32Array, shape: Shape, where: string): void {
   if (data.length !== elementCount(shape)) {

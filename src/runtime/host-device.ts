@@ -1,13 +1,11 @@
-import { ParallelError } from '../errors.js';
 import type { Kernels } from '../kernels/kernels.js';
 import type { AdapterSummary, BackendName, Device, KernelSpan } from './device.js';
 import { MemoryLedger } from './memory-ledger.js';
 import {
-  checkShape,
+  checkUpload,
   type DType,
   dtypeOf,
   elementCount,
-  formatShape,
   type HostArray,
   type Shape,
   Tensor,
@@ -51,16 +49,7 @@ export abstract class HostDevice implements Device {
   }
 
   upload(data: HostArray, shape: Shape, label: string): HostTensor {
-    checkShape(shape, label);
-    if (data.length !== elementCount(shape)) {
-      throw new ParallelError(
-        'SHAPE',
-        `'${label}': ${data.length} values do not fill shape ${formatShape(shape)}`,
-        {
-          where: this.name,
-        },
-      );
-    }
+    checkUpload(data, shape, label, this.name);
     const copy = data instanceof Uint32Array ? new Uint32Array(data) : new Float32Array(data);
     return new HostTensor(this, copy, shape, label);
   }

@@ -26,6 +26,20 @@ export function checkShape(shape: Shape, where: string): void {
   }
 }
 
+/** What a device checks before it uploads host values: a valid shape, filled exactly. */
+export function checkUpload(data: HostArray, shape: Shape, label: string, where: string): void {
+  checkShape(shape, label);
+  if (data.length !== elementCount(shape)) {
+    throw new ParallelError(
+      'SHAPE',
+      `'${label}': ${data.length} values do not fill shape ${formatShape(shape)}`,
+      {
+        where,
+      },
+    );
+  }
+}
+
 export function formatShape(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }

@@ -3,7 +3,7 @@ import type { Kernels } from '../../kernels/kernels.js';
 import type { AdapterSummary, Device, KernelSpan } from '../device.js';
 import { MemoryLedger } from '../memory-ledger.js';
 import type { DType, HostArray, Shape, Tensor } from '../tensor.js';
-import { BYTES_PER_ELEMENT, checkShape, dtypeOf, elementCount, formatShape } from '../tensor.js';
+import { BYTES_PER_ELEMENT, checkUpload, dtypeOf } from '../tensor.js';
 import { BufferCache } from './buffer-cache.js';
 import { releaseGpu } from './dawn.js';
 import { GpuTensor, paddedBytes } from './gpu-tensor.js';
@@ -173,16 +173,7 @@ export class GpuDevice implements Device {
   }
 
   upload(data: HostArray, shape: Shape, label: string): GpuTensor {
-    checkShape(shape, label);
-    if (data.length !== elementCount(shape)) {
-      throw new ParallelError(
-        'SHAPE',
-        `'${label}': ${data.length} values do not fill shape ${formatShape(shape)}`,
-        {
-          where: this.name,
-        },
-      );
-    }
+    checkUpload(data, shape, label, this.name);
     const tensor = this.empty(shape, dtypeOf(data), label);
     // Dawn writes a buffer the GPU has never used straight into its memory, at memcpy speed, whatever the
     // size; a recycled buffer takes the same path as any write.
