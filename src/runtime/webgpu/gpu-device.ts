@@ -29,6 +29,12 @@ import { UploadRingModel } from './upload-ring.js';
  */
 export const DIRECT_WRITE_MAX_BYTES = 2 * 1024 * 1024;
 
+/** Values read into a staging buffer: `data` views its mapped memory until `release`. */
+export interface MappedRead {
+  readonly data: HostArray;
+  release(): void;
+}
+
 export interface Dispatch {
   readonly source: PipelineSource;
   /** Bound in order from binding 0: a uniform block of parameters first, when given, then the buffers. */
@@ -213,7 +219,7 @@ export class GpuDevice implements Device {
   }
 
   async read(tensor: Tensor, elementOffset = 0, count = tensor.size - elementOffset): Promise<HostArray> {
-    const gpuTensor = this.own(tensor, 'read');
+    this.own(tensor, 'read');
     if (elementOffset < 0 || count < 0 || elementOffset + count > tensor.size) {
       throw new ParallelError(
         'SHAPE',
@@ -224,27 +230,55 @@ export class GpuDevice implements Device {
       );
     }
     if (count === 0) return tensor.dtype === 'u32' ? new Uint32Array(0) : new Float32Array(0);
-    const bytes = count * BYTES_PER_ELEMENT[tensor.dtype];
+    const mapped = await this.readMapped(tensor, [{ offset: elementOffset, count }]);
+    try {
+      return mapped.data.slice();
+    } finally {
+      mapped.release();
+    }
+  }
+
+  /**
+   * Copies element ranges of a tensor, packed in order, into one pooled MAP_READ staging buffer (one
+   * encoder, one submit) and maps it. The data is handed out mapped, without a copy, until `release`, which
+   * unmaps the buffer and gives it back to the pool.
+   */
+  async readMapped(
+    tensor: Tensor,
+    ranges: readonly { readonly offset: number; readonly count: number }[],
+    op = 'read',
+  ): Promise<MappedRead> {
+    const gpuTensor = this.own(tensor, op);
+    const size = BYTES_PER_ELEMENT[tensor.dtype];
+    const bytes = ranges.reduce((n, r) => n + r.count, 0) * size;
     const staging = this.readStaging.acquire(bytes);
     try {
-      const encoder = this.gpu.createCommandEncoder({ label: `read ${tensor.label}` });
-      encoder.copyBufferToBuffer(
-        gpuTensor.buffer,
-        elementOffset * BYTES_PER_ELEMENT[tensor.dtype],
-        staging,
-        0,
-        bytes,
-      );
+      const encoder = this.gpu.createCommandEncoder({ label: `${op} ${tensor.label}` });
+      let at = 0;
+      for (const r of ranges) {
+        encoder.copyBufferToBuffer(gpuTensor.buffer, r.offset * size, staging, at, r.count * size);
+        at += r.count * size;
+      }
       this.submit([encoder.finish()]);
       await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, bytes), this.lostSignal]);
       this.throwIfFailed();
-      const copy = staging.getMappedRange(0, bytes).slice(0);
-      return tensor.dtype === 'u32' ? new Uint32Array(copy) : new Float32Array(copy);
-    } finally {
+    } catch (error) {
       // Also cancels a map still pending when the read failed, so the buffer goes back reusable.
       if (staging.mapState !== 'unmapped') staging.unmap();
       this.readStaging.release(staging);
+      throw error;
     }
+    const range = staging.getMappedRange(0, bytes);
+    let released = false;
+    return {
+      data: tensor.dtype === 'u32' ? new Uint32Array(range) : new Float32Array(range),
+      release: () => {
+        if (released) return;
+        released = true;
+        staging.unmap();
+        this.readStaging.release(staging);
+      },
+    };
   }
 
   /** Encodes and submits one compute pass; records its timestamps when profiling. */
