@@ -21,7 +21,7 @@ import {
   shardFromHost,
   WebGpuTransport,
 } from '../src/collectives/index.js';
-import { createWasmSum } from '../src/collectives/wasm-sum.js';
+import { createWasmSum, SUM_BLOCK_ELEMENTS } from '../src/collectives/wasm-sum.js';
 import { isParallelError } from '../src/errors.js';
 import type { Device } from '../src/runtime/device.js';
 import { DeviceGroup } from '../src/runtime/device-group.js';
@@ -86,11 +86,15 @@ describe('transfer plans (pure data)', () => {
 });
 
 describe('host sum kernels', () => {
-  it('the WebAssembly SIMD sum matches the JS sum for 2-6 inputs and ragged lengths', () => {
+  it('the WebAssembly SIMD sum matches the JS sum for 1-6 inputs, ragged lengths and many blocks', () => {
     const simd = createWasmSum();
     expect(simd).not.toBeNull();
     for (const [k, n] of [
+      [1, 5],
       [2, 7],
+      [2, 2 * SUM_BLOCK_ELEMENTS + 3],
+      [3, 3 * SUM_BLOCK_ELEMENTS + 5],
+      [5, SUM_BLOCK_ELEMENTS + 6],
       [3, 13],
       [3, 4096],
       [4, 9],

@@ -86,6 +86,7 @@ describe.skipIf(!available)(`device errors on ${TEST_BACKEND}`, () => {
     const t = device.upload(new Float32Array(4), [4], 't');
     device.gpu.destroy();
     expect(await codeOf(device.read(t))).toBe('DEVICE_LOST');
+    expect(await codeOf(device.sync())).toBe('DEVICE_LOST');
     lone.destroy();
   });
 });

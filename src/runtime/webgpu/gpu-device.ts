@@ -7,6 +7,7 @@ import { BYTES_PER_ELEMENT, checkUpload, dtypeOf } from '../tensor.js';
 import { BufferCache } from './buffer-cache.js';
 import { releaseGpu } from './dawn.js';
 import { GpuTensor, paddedBytes } from './gpu-tensor.js';
+import { LossRace } from './loss-race.js';
 import { PipelineCache, type PipelineSource } from './pipeline-cache.js';
 import { StagingPool } from './staging-pool.js';
 import { TimestampProfiler } from './timestamps.js';
@@ -82,7 +83,7 @@ export class GpuDevice implements Device {
   private hostSpans: KernelSpan[] = [];
   private firstError: ParallelError | null = null;
   private lost: ParallelError | null = null;
-  private readonly lostSignal: Promise<never>;
+  private readonly lossRace = new LossRace();
   private destroyed = false;
   private readonly instance: GPU;
 
@@ -135,7 +136,7 @@ export class GpuDevice implements Device {
         where: this.name,
       });
     };
-    this.lostSignal = gpu.lost.then((info) => {
+    void gpu.lost.then((info) => {
       this.lost = new ParallelError(
         'DEVICE_LOST',
         `${this.name} was lost (${info.reason}): ${info.message}`,
@@ -144,10 +145,8 @@ export class GpuDevice implements Device {
           fix: 'the driver reset or the device was destroyed; open a new device group',
         },
       );
-      throw this.lost;
+      this.lossRace.lose(this.lost);
     });
-    // The lost promise is raced, never awaited alone; an unobserved rejection must not crash the process.
-    this.lostSignal.catch(() => {});
     this.kernels = options.makeKernels(this);
   }
 
@@ -260,7 +259,7 @@ export class GpuDevice implements Device {
         at += r.count * size;
       }
       this.submit([encoder.finish()]);
-      await Promise.race([staging.mapAsync(GPUMapMode.READ, 0, bytes), this.lostSignal]);
+      await this.lossRace.race(staging.mapAsync(GPUMapMode.READ, 0, bytes));
       this.throwIfFailed();
     } catch (error) {
       // Also cancels a map still pending when the read failed, so the buffer goes back reusable.
@@ -351,7 +350,7 @@ export class GpuDevice implements Device {
     this.assertUsable('sync');
     // Flushes writes Dawn still holds, so that they are part of what is waited for.
     this.submit([]);
-    await Promise.race([this.gpu.queue.onSubmittedWorkDone(), this.lostSignal]);
+    await this.lossRace.race(this.gpu.queue.onSubmittedWorkDone());
     this.throwIfFailed();
   }
 
@@ -367,7 +366,7 @@ export class GpuDevice implements Device {
     const host = this.hostSpans;
     this.hostSpans = [];
     if (!this.profiler) return host;
-    return [...host, ...(await Promise.race([this.profiler.take(), this.lostSignal]))];
+    return [...host, ...(await this.lossRace.race(this.profiler.take()))];
   }
 
   /** Raises the first asynchronous validation or out-of-memory error the device reported. */
