@@ -47,20 +47,31 @@ function writeRuns(ctx: CollectiveContext, tensor: Tensor, data: HostArray, runs
   }
 }
 
+interface ReduceChunk {
+  readonly reduction: HostReduction;
+  readonly from: number;
+  readonly count: number;
+}
+
 /**
- * Sums one host reduction chunk by chunk: the reads of chunk k+1 (copies and maps on every source device)
- * are in flight while the host sums chunk k and writes it out, so device copies and the host loop overlap.
+ * Sums host reductions chunk by chunk, all of them as one stream: the reads of the next chunk (copies and
+ * maps on every source device) are in flight while the host sums the current one and writes it out, so
+ * device copies and the host loop overlap, across the boundary between two reductions too. One stream
+ * rather than one pipeline per reduction side by side (a ReduceScatter has one per destination): as fast
+ * (16 MiB over 3 devices, A/B within noise), with a third of the staging (5.5 instead of 16.5 MiB a device).
  */
 export async function pipelinedHostReduce(
   ctx: CollectiveContext,
   sources: readonly Tensor[],
   plan: TransferPlan,
-  reduction: HostReduction,
+  reductions: readonly HostReduction[],
   outputs: readonly Tensor[],
 ): Promise<void> {
-  const chunks = reduceChunks(boxElements(reduction.box));
+  const chunks: ReduceChunk[] = reductions.flatMap((reduction) =>
+    reduceChunks(boxElements(reduction.box)).map((c) => ({ reduction, ...c })),
+  );
   const simd = ctx.hostSum;
-  const issue = ({ from, count }: { from: number; count: number }): Promise<HostLease[]> =>
+  const issue = ({ reduction, from, count }: ReduceChunk): Promise<HostLease[]> =>
     Promise.all(
       reduction.pieces.map((p) => {
         const piece = plan.pieces[p]!;
@@ -75,7 +86,7 @@ export async function pipelinedHostReduce(
     while (issued < chunks.length && pending.length < REDUCE_READ_AHEAD)
       pending.push(issue(chunks[issued++]!));
   };
-  for (const { from, count } of chunks) {
+  for (const { reduction, from, count } of chunks) {
     fill();
     const current = pending.shift()!;
     fill();

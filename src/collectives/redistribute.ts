@@ -118,9 +118,7 @@ export async function redistribute(
 
     if (plan.hostReductions.length > 0) {
       // Reductions stream chunk by chunk; each reads its own pieces, so no copy pieces remain to move.
-      await Promise.all(
-        plan.hostReductions.map((r) => pipelinedHostReduce(ctx, input.shards, plan, r, outputs as Tensor[])),
-      );
+      await pipelinedHostReduce(ctx, input.shards, plan, plan.hostReductions, outputs as Tensor[]);
     } else {
       await moveThroughHost(ctx, input, plan, targets, leases);
     }
