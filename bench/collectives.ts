@@ -203,9 +203,25 @@ function hostMemcpyGbps(bytes: number, runs: number): number {
   return bytes / (median(samples) / 1000) / 1e9;
 }
 
+interface Figure {
+  readonly name: string;
+  readonly devices: number;
+  readonly bytes: number;
+  backend?: string;
+  adapter?: string;
+  readonly samples: number[];
+  wrong: number;
+}
+
 /**
  * nccl-tests for host-mediated collectives over 2 and 3 logical WebGPU devices: per collective and size,
  * the median time, algbw, busbw, and how many results were wrong (checked after the timed runs).
+ *
+ * The sweep runs in passes, each timing every figure a few times and measuring the host memcpy once; a
+ * figure is the median of its samples from all passes, and the memcpy the median of the passes. On a
+ * shared VM whose speed changes for seconds at a time, a figure timed in one stretch could fall wholly in
+ * a slow spell that the memcpy, timed earlier, never saw (the same AllReduce read 9 ms and 14 ms in two runs
+ * minutes apart); spread over the run, every figure and its limit see the same mix.
  */
 export async function runCollectiveBench(
   sink: (record: BenchRecord) => void,
@@ -214,51 +230,75 @@ export async function runCollectiveBench(
     names?: readonly string[];
     sizes?: readonly number[];
     counts?: readonly number[];
+    passes?: number;
+    /** Called as each pass starts (the records come after the last). */
+    onPass?: (pass: number, passes: number) => void;
   } = {},
 ): Promise<void> {
   const sizes = options.sizes ?? (options.quick ? QUICK_SIZES : FULL_SIZES);
+  const passes = Math.max(1, options.passes ?? 3);
   // nccl-tests' habit: a few untimed iterations, then many timed ones; the median keeps one stalled
   // iteration of a noisy 2-core VM from deciding the figure.
-  const warmups = 3;
-  const runs = options.quick ? 10 : 20;
-  sink({ suite: 'collective', name: 'host_memcpy', bytes: 16 * MiB, gbps: hostMemcpyGbps(16 * MiB, 21) });
-  for (const count of options.counts ?? [2, 3]) {
-    const group = await DeviceGroup.open({ count, backend: 'webgpu' });
-    const ctx = new CollectiveContext();
-    try {
-      for (const c of cases(ctx).filter((k) => !options.names || options.names.includes(k.name))) {
-        for (const bytes of sizes) {
-          const op = c.setup(group, bytes);
-          const samples: number[] = [];
-          // Each run ends when every device has finished.
-          for (let i = 0; i < warmups + runs; i++) {
-            const start = performance.now();
-            await op.run();
-            await group.sync();
-            if (i >= warmups) samples.push(performance.now() - start);
+  const warmups = 2;
+  const runs = Math.ceil((options.quick ? 10 : 20) / passes);
+  const figures = new Map<string, Figure>();
+  const memcpy: number[] = [];
+  for (let pass = 0; pass < passes; pass++) {
+    options.onPass?.(pass + 1, passes);
+    memcpy.push(hostMemcpyGbps(16 * MiB, 21));
+    for (const count of options.counts ?? [2, 3]) {
+      const group = await DeviceGroup.open({ count, backend: 'webgpu' });
+      const ctx = new CollectiveContext();
+      try {
+        for (const c of cases(ctx).filter((k) => !options.names || options.names.includes(k.name))) {
+          for (const bytes of sizes) {
+            const key = `${c.name}/${count}/${bytes}`;
+            const figure = figures.get(key) ?? { name: c.name, devices: count, bytes, samples: [], wrong: 0 };
+            figures.set(key, figure);
+            figure.backend = group.backend;
+            figure.adapter = group.devices[0]!.adapter.name;
+            const op = c.setup(group, bytes);
+            // Each run ends when every device has finished.
+            for (let i = 0; i < warmups + runs; i++) {
+              const start = performance.now();
+              await op.run();
+              await group.sync();
+              if (i >= warmups) figure.samples.push(performance.now() - start);
+            }
+            // Checked after the timed runs, so the check does not slow them.
+            figure.wrong += await op.check();
+            op.free();
+            // Each figure starts from the same state: what a 64 MiB case keeps for reuse (staging, cached
+            // buffers) otherwise slowed the figures after it (16 MiB AllReduce over 3: ~9 -> ~13 ms).
+            group.releaseCached();
           }
-          // Checked after the timed runs, so the check does not slow them.
-          const wrong = await op.check();
-          op.free();
-          const ms = median(samples);
-          const algbw = bytes / (ms / 1000) / 1e9;
-          sink({
-            suite: 'collective',
-            name: c.name,
-            backend: group.backend,
-            adapter: group.devices[0]!.adapter.name,
-            devices: count,
-            bytes,
-            median_ms: ms,
-            algbw_gbps: algbw,
-            busbw_gbps: algbw * busFactor(c.name, count),
-            wrong,
-          });
         }
+      } finally {
+        ctx.destroy();
+        group.destroy();
       }
-    } finally {
-      ctx.destroy();
-      group.destroy();
     }
+  }
+  const memcpyGbps = median(memcpy);
+  sink({ suite: 'collective', name: 'host_memcpy', bytes: 16 * MiB, gbps: memcpyGbps, passes });
+  for (const f of figures.values()) {
+    const ms = median(f.samples);
+    const algbw = f.bytes / (ms / 1000) / 1e9;
+    const busbw = algbw * busFactor(f.name, f.devices);
+    sink({
+      suite: 'collective',
+      name: f.name,
+      backend: f.backend,
+      adapter: f.adapter,
+      devices: f.devices,
+      bytes: f.bytes,
+      median_ms: ms,
+      algbw_gbps: algbw,
+      busbw_gbps: busbw,
+      // The share of the host's own memcpy that the collective's busbw reaches (both from this run).
+      busbw_of_memcpy: busbw / memcpyGbps,
+      wrong: f.wrong,
+      samples: f.samples.length,
+    });
   }
 }

@@ -83,6 +83,11 @@ if (suites.has('matmul')) {
     group.destroy();
   }
 }
-if (suites.has('collective')) await runCollectiveBench(sink, { quick: options.quick });
+if (suites.has('collective')) {
+  await runCollectiveBench(sink, {
+    quick: options.quick,
+    onPass: (pass, passes) => process.stderr.write(`  collective pass ${pass}/${passes}\n`),
+  });
+}
 if (suites.has('pipeline')) await runPipelineBench(sink, { quick: options.quick });
 if (!options.json) process.stdout.write(formatTable(records));

@@ -4,6 +4,7 @@ import { isParallelError } from '../src/errors.js';
 import type { DeviceGroup } from '../src/runtime/device-group.js';
 import { CACHE_MIN_BYTES } from '../src/runtime/webgpu/buffer-cache.js';
 import { DIRECT_WRITE_MAX_BYTES, type GpuDevice } from '../src/runtime/webgpu/gpu-device.js';
+import { StagingPool } from '../src/runtime/webgpu/staging-pool.js';
 import { expectClose } from './support/compare.js';
 import { openTestGroup, TEST_BACKEND, webGpuAvailable } from './support/devices.js';
 
@@ -104,6 +105,37 @@ describe.skipIf(!available)('WebGPU device memory', () => {
       expect(device.uploadRingBytes).toBe(0);
       for (const t of tensors) t.free();
       own.destroy();
+    });
+
+    it('keeps idle buffers up to its cap and hands the rest back to the driver and the ledger', () => {
+      const piece = 8192;
+      const pool = new StagingPool(device, 'readback', 2 * piece + piece / 2);
+      const before = device.ledger.usedBytes;
+      const buffers = Array.from({ length: 4 }, () => pool.acquire(piece));
+      expect(device.ledger.usedBytes - before).toBe(4 * piece);
+      for (const b of buffers) pool.release(b);
+      expect(pool.idleBytes).toBe(2 * piece);
+      expect(device.ledger.usedBytes - before).toBe(2 * piece);
+      // The kept ones are handed out again; a third is made anew.
+      const again = Array.from({ length: 3 }, () => pool.acquire(piece));
+      expect(pool.createdCount).toBe(5);
+      for (const b of again) pool.release(b);
+      pool.destroy();
+      expect(device.ledger.usedBytes).toBe(before);
+    });
+
+    it('hands back everything kept for reuse on releaseCached', async () => {
+      const big = device.upload(pattern(ELEMENTS, 4), [ELEMENTS], 'big');
+      expectClose(await device.read(big), pattern(ELEMENTS, 4), EXACT);
+      big.free();
+      await device.uploadStaging.settled();
+      const kept = device.ledger.liveEntries.filter(
+        (e) => e.label === 'tensor cache' || e.label.endsWith('staging'),
+      );
+      expect(kept.length).toBeGreaterThan(0);
+      expect(group.releaseCached()).toBe(kept.reduce((n, e) => n + e.bytes, 0));
+      expect(device.ledger.liveEntries.filter((e) => kept.includes(e))).toEqual([]);
+      expect(group.releaseCached()).toBe(0);
     });
 
     it('gives its staging bytes back to the ledger when trimmed', async () => {

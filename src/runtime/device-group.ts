@@ -127,6 +127,11 @@ export class DeviceGroup {
     await Promise.all(this.devices.map((d) => d.sync()));
   }
 
+  /** `Device.releaseCached` on every device; the bytes handed back in all. */
+  releaseCached(): number {
+    return this.devices.reduce((bytes, d) => bytes + d.releaseCached(), 0);
+  }
+
   /** Destroys every device this group opened; a view does nothing. */
   destroy(): void {
     if (!this.owner) return;

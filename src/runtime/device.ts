@@ -50,5 +50,10 @@ export interface Device {
   enableProfiling(enabled: boolean): void;
   /** Returns and clears the spans recorded since the last call (waits for their timestamps). */
   takeSpans(): Promise<KernelSpan[]>;
+  /**
+   * Hands back the memory the device keeps only for reuse (freed tensors' buffers, idle staging) and
+   * returns its bytes, as torch.cuda.empty_cache: after a phase of large transfers or activations.
+   */
+  releaseCached(): number;
   destroy(): void;
 }

@@ -95,5 +95,10 @@ export abstract class HostDevice implements Device {
     return result;
   }
 
+  /** Host arrays are the garbage collector's to reclaim: nothing is kept for reuse. */
+  releaseCached(): number {
+    return 0;
+  }
+
   destroy(): void {}
 }

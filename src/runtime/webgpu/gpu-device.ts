@@ -158,13 +158,17 @@ export class GpuDevice implements Device {
     try {
       return this.ledger.reserve(bytes, label);
     } catch (error) {
-      const kept = this.tensorCache.heldBytes + this.readStaging.idleBytes + this.uploadStaging.idleBytes;
-      if (!isParallelError(error, 'MEMORY_BUDGET') || kept === 0) throw error;
-      this.tensorCache.trim();
-      this.readStaging.trim();
-      this.uploadStaging.trim();
+      if (!isParallelError(error, 'MEMORY_BUDGET') || this.releaseCached() === 0) throw error;
       return this.ledger.reserve(bytes, label);
     }
+  }
+
+  releaseCached(): number {
+    const kept = this.tensorCache.heldBytes + this.readStaging.idleBytes + this.uploadStaging.idleBytes;
+    this.tensorCache.trim();
+    this.readStaging.trim();
+    this.uploadStaging.trim();
+    return kept;
   }
 
   createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
