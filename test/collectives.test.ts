@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHUNK_ELEMENTS, READ_AHEAD } from '../src/collectives/chunk-stream.js';
 import { sumInto } from '../src/collectives/host-sum.js';
 import {
   allGather,
@@ -21,7 +22,6 @@ import {
   shardFromHost,
   WebGpuTransport,
 } from '../src/collectives/index.js';
-import { REDUCE_CHUNK_ELEMENTS, REDUCE_READ_AHEAD } from '../src/collectives/pipelined-reduce.js';
 import { createWasmSum, SUM_BLOCK_ELEMENTS } from '../src/collectives/wasm-sum.js';
 import { isParallelError } from '../src/errors.js';
 import type { Device } from '../src/runtime/device.js';
@@ -310,7 +310,7 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
     try {
       // Two chunks and a ragged tail per destination shard; small integers, so every sum order is exact.
       const rows = 3;
-      const cols = REDUCE_CHUNK_ELEMENTS + 1001;
+      const cols = CHUNK_ELEMENTS + 1001;
       const parts = group.devices.map((_, r) =>
         Float32Array.from(randomArray(rows * cols, 31 + r), (v) => Math.round(v * 50)),
       );
@@ -324,9 +324,9 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
       // Earlier tests' buffers, kept for reuse, would count too.
       for (const staging of stagings) staging.trim();
       const scattered = await reduceScatter(local, input, 0, group);
-      // One chunk summed and REDUCE_READ_AHEAD in flight, whichever destination they are for (one
+      // One chunk summed and READ_AHEAD in flight, whichever destination they are for (one
       // pipeline per destination side by side held three times this).
-      const bound = (REDUCE_READ_AHEAD + 1) * sizeClass(REDUCE_CHUNK_ELEMENTS * 4) + sizeClass(1001 * 4);
+      const bound = (READ_AHEAD + 1) * sizeClass(CHUNK_ELEMENTS * 4) + sizeClass(1001 * 4);
       for (const staging of stagings) expect(staging.heldBytes).toBeLessThanOrEqual(bound);
       const exact = { rtol: 0, atol: 0 };
       for (const [r, shard] of scattered.output.shards.entries())
@@ -336,6 +336,38 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
       input.free();
       scattered.output.free();
       summed.output.free();
+    } finally {
+      local.destroy();
+    }
+  });
+
+  it('streams copies of many chunks exactly: an uneven AllGather between overlapping groups, a broadcast', async () => {
+    const local = new CollectiveContext();
+    try {
+      const rows = [CHUNK_ELEMENTS + 333, 2 * CHUNK_ELEMENTS + 7];
+      const whole = randomArray(rows[0]! + rows[1]!, 77);
+      const from = all.select([0, 1]);
+      const to = all.select([1, 2]);
+      const input = shardFromHost(from, whole, [whole.length], Shard(0, rows));
+      const stagings = from.devices.flatMap((d) => {
+        const transport = local.transport(d);
+        return transport instanceof WebGpuTransport ? [transport.device.readStaging] : [];
+      });
+      for (const staging of stagings) staging.trim();
+      const gathered = await allGather(local, input, to);
+      // A source's staging stays at the chunks in flight, not the size of its shard.
+      const bound = (READ_AHEAD + 1) * sizeClass(CHUNK_ELEMENTS * 4) + sizeClass(333 * 4);
+      for (const staging of stagings) expect(staging.heldBytes).toBeLessThanOrEqual(bound);
+      const exact = { rtol: 0, atol: 0 };
+      for (const shard of gathered.output.shards) expectClose(await shard.read(), whole, exact);
+      // Devices 1 and 2 only receive: their writes are flushed chunk by chunk.
+      const root = all.devices[0]!.upload(whole, [whole.length], 'root');
+      const sent = await broadcast(local, root, all.select([1, 2]));
+      for (const shard of sent.output.shards) expectClose(await shard.read(), whole, exact);
+      input.free(gathered.output.shards);
+      gathered.output.free();
+      sent.output.free();
+      root.free();
     } finally {
       local.destroy();
     }

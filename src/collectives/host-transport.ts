@@ -39,5 +39,8 @@ export class HostTransport implements Transport {
     for (const s of segments) to.set(from.subarray(s.srcOffset, s.srcOffset + s.count), s.dstOffset);
   }
 
+  /** Writes land in host memory at once. */
+  flush(): void {}
+
   destroy(): void {}
 }

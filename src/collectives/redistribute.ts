@@ -1,13 +1,13 @@
 import { ParallelError } from '../errors.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
-import type { HostArray, Tensor } from '../runtime/tensor.js';
-import { boxElements, type Run } from './box.js';
+import type { Tensor } from '../runtime/tensor.js';
+import { boxElements } from './box.js';
 import type { CollectiveContext, ReduceOn } from './context.js';
 import { checkPlacement, DistributedTensor, localShape, type Placement } from './layout.js';
 import { pipelinedHostReduce } from './pipelined-reduce.js';
-import { planElementsFromHost, planElementsToHost, planTransfer, type TransferPlan } from './plan.js';
+import { planElementsFromHost, planElementsToHost, planTransfer } from './plan.js';
+import { type PieceTarget, streamThroughHost } from './streamed-copy.js';
 import type { Traffic } from './traffic.js';
-import type { HostLease, Transport } from './transport.js';
 
 const BYTES = 4;
 
@@ -27,20 +27,6 @@ export interface RedistributeOptions {
 export interface CollectiveResult {
   readonly output: DistributedTensor;
   readonly traffic: Traffic;
-}
-
-/** Writes packed host values into the runs of a tensor, consuming `data` in order. */
-function writeRuns(transport: Transport, tensor: Tensor, data: HostArray, runs: readonly Run[]): void {
-  let at = 0;
-  for (const run of runs) {
-    transport.write(tensor, data.subarray(at, at + run.count), run.offset);
-    at += run.count;
-  }
-}
-
-interface PieceTarget {
-  readonly tensor: Tensor;
-  readonly runs: readonly Run[];
 }
 
 /**
@@ -90,7 +76,6 @@ export async function redistribute(
     );
   });
   const temps: Tensor[] = [];
-  const leases: HostLease[] = [];
   try {
     let bytesLocal = 0;
 
@@ -120,7 +105,7 @@ export async function redistribute(
       // Reductions stream chunk by chunk; each reads its own pieces, so no copy pieces remain to move.
       await pipelinedHostReduce(ctx, input.shards, plan, plan.hostReductions, outputs as Tensor[]);
     } else {
-      await moveThroughHost(ctx, input, plan, targets, leases);
+      await streamThroughHost(ctx, input.shards, plan, targets);
     }
     // Queued after the host writes so that reads of the sources are not held behind the copies. A copy
     // runs on the driver's queue thread, where a host write of the same box (which the host often reads
@@ -164,7 +149,6 @@ export async function redistribute(
       traffic,
     };
   } catch (error) {
-    for (const lease of leases) lease.release();
     for (const temp of temps) temp.free();
     outputs.forEach((t, j) => {
       if (t && plan.alias[j] === null && !out) t.free();
@@ -201,45 +185,4 @@ function checkOut(
 
 function shapeBox(shape: readonly number[]) {
   return { start: shape.map(() => 0), end: shape };
-}
-
-/**
- * Reads every piece, one read per source device (all issued before any is awaited), and writes each piece
- * to its targets as soon as its device's data arrives.
- */
-async function moveThroughHost(
-  ctx: CollectiveContext,
-  input: DistributedTensor,
-  plan: TransferPlan,
-  targets: readonly PieceTarget[][],
-  leases: HostLease[],
-): Promise<void> {
-  if (plan.pieces.length === 0) return;
-  const bySource = new Map<number, number[]>();
-  plan.pieces.forEach((piece, p) => {
-    const list = bySource.get(piece.srcRank) ?? [];
-    list.push(p);
-    bySource.set(piece.srcRank, list);
-  });
-  const reads = [...bySource].map(async ([srcRank, pieces]) => {
-    const runs: Run[] = [];
-    const offsets: number[] = [];
-    let at = 0;
-    for (const p of pieces) {
-      offsets.push(at);
-      runs.push(...plan.pieces[p]!.runs);
-      at += plan.pieces[p]!.elements;
-    }
-    const lease = await ctx.transport(input.group.devices[srcRank]!).read(input.shards[srcRank]!, runs);
-    leases.push(lease);
-    pieces.forEach((p, k) => {
-      const data = lease.data.subarray(offsets[k]!, offsets[k]! + plan.pieces[p]!.elements);
-      for (const t of targets[p]!) writeRuns(ctx.transport(t.tensor.device), t.tensor, data, t.runs);
-    });
-    leases.splice(leases.indexOf(lease), 1);
-    lease.release();
-  });
-  const settled = await Promise.allSettled(reads);
-  const failed = settled.find((s) => s.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
 }

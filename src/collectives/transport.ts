@@ -21,6 +21,11 @@ export interface Transport {
   write(tensor: Tensor, data: HostArray, elementOffset: number): void;
   /** Copies segments between two tensors of this device without passing through the host. */
   copyWithin(src: Tensor, dst: Tensor, segments: readonly Segment[]): void;
+  /**
+   * Starts the writes the device still holds: a WebGPU device keeps queued writes in its driver's upload
+   * ring until its next submit, and a device that only receives would otherwise fill that ring.
+   */
+  flush(): void;
   /** Returns pooled resources to the device. */
   destroy(): void;
 }

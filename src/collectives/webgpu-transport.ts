@@ -40,6 +40,10 @@ export class WebGpuTransport implements Transport {
     this.device.submit([encoder.finish()]);
   }
 
+  flush(): void {
+    this.device.submit([]);
+  }
+
   /** The staging buffers belong to the device; idle ones are handed back to the driver. */
   destroy(): void {
     this.device.readStaging.trim();

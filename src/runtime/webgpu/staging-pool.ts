@@ -15,13 +15,13 @@ export function sizeClass(bytes: number): number {
 }
 
 /**
- * Most bytes a pool keeps in idle buffers; a buffer released past it goes back to the driver. One 64 MiB
- * transfer's staging still stays for the next; a sweep of large transfers no longer leaves hundreds of MiB
- * behind (a 64 MiB AllReduce summed on the devices left 230 MiB of staging a device, and the host's next
- * AllReduce of 16 MiB ran 10.4 -> 12.7 ms with that and 224 MiB of cached tensors a device held, and 9.1 ms
- * once all of it was handed back: on the 2-core dev VM, why large idle memory slows it is not pinned down).
+ * Most bytes a pool keeps in idle buffers, as the tensor cache; a buffer released past it goes back to the
+ * driver. Unbounded, a sweep of large transfers left hundreds of MiB behind (a 64 MiB AllReduce summed on
+ * the devices: 230 MiB of staging a device; the host's next 16 MiB AllReduce ran 10.4 -> 12.7 ms with that
+ * and 224 MiB of cached tensors held, 9.1 ms once all was handed back, on the 2-core dev VM). A cap of 64 MiB
+ * made alternating 2 MiB and 64 MiB writes recreate their buffers every time (~200 ms of page faults).
  */
-export const STAGING_IDLE_MAX_BYTES = 64 * 1024 * 1024;
+export const STAGING_IDLE_MAX_BYTES = 256 * 1024 * 1024;
 
 /**
  * `readback`: MAP_READ | COPY_DST buffers, handed out unmapped; the caller copies into one, maps it, reads,
