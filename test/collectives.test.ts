@@ -22,6 +22,7 @@ import {
   shardFromHost,
   WebGpuTransport,
 } from '../src/collectives/index.js';
+import { COPY_CHUNK_ELEMENTS } from '../src/collectives/streamed-copy.js';
 import { createWasmSum, SUM_BLOCK_ELEMENTS } from '../src/collectives/wasm-sum.js';
 import { isParallelError } from '../src/errors.js';
 import type { Device } from '../src/runtime/device.js';
@@ -333,9 +334,13 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
         expectClose(await shard.read(), want.subarray(r * cols, (r + 1) * cols), exact);
       const summed = await allReduce(local, input);
       for (const shard of summed.output.shards) expectClose(await shard.read(), want, exact);
+      // Device 3 holds no partial: it only receives, and its writes are flushed chunk by chunk.
+      const reduced = await reduce(local, input, all.device(3), all);
+      expectClose(await reduced.output.shards[0]!.read(), want, exact);
       input.free();
       scattered.output.free();
       summed.output.free();
+      reduced.output.free();
     } finally {
       local.destroy();
     }
@@ -344,7 +349,7 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
   it('streams copies of many chunks exactly: an uneven AllGather between overlapping groups, a broadcast', async () => {
     const local = new CollectiveContext();
     try {
-      const rows = [CHUNK_ELEMENTS + 333, 2 * CHUNK_ELEMENTS + 7];
+      const rows = [COPY_CHUNK_ELEMENTS + 333, 2 * COPY_CHUNK_ELEMENTS + 7];
       const whole = randomArray(rows[0]! + rows[1]!, 77);
       const from = all.select([0, 1]);
       const to = all.select([1, 2]);
@@ -356,11 +361,11 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
       for (const staging of stagings) staging.trim();
       const gathered = await allGather(local, input, to);
       // A source's staging stays at the chunks in flight, not the size of its shard.
-      const bound = (READ_AHEAD + 1) * sizeClass(CHUNK_ELEMENTS * 4) + sizeClass(333 * 4);
+      const bound = (READ_AHEAD + 1) * sizeClass(COPY_CHUNK_ELEMENTS * 4) + sizeClass(333 * 4);
       for (const staging of stagings) expect(staging.heldBytes).toBeLessThanOrEqual(bound);
       const exact = { rtol: 0, atol: 0 };
       for (const shard of gathered.output.shards) expectClose(await shard.read(), whole, exact);
-      // Devices 1 and 2 only receive: their writes are flushed chunk by chunk.
+      // Devices 1 and 2 only receive (no read of theirs carries their writes to the queue).
       const root = all.devices[0]!.upload(whole, [whole.length], 'root');
       const sent = await broadcast(local, root, all.select([1, 2]));
       for (const shard of sent.output.shards) expectClose(await shard.read(), whole, exact);

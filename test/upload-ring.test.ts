@@ -8,10 +8,13 @@ const ring = () => new UploadRingModel(12 * unit);
 describe("the model of Dawn's upload ring", () => {
   it('fills the ring end to end, then refuses until a batch is released', () => {
     const r = ring();
+    expect(r.hasPending).toBe(false);
     expect(r.tryAllocate(6 * unit)).toBe(true);
     expect(r.tryAllocate(6 * unit)).toBe(true);
     expect(r.tryAllocate(4)).toBe(false);
+    expect(r.hasPending).toBe(true);
     const batch = r.seal()!;
+    expect(r.hasPending).toBe(false); // carried by a submit, though not yet done
     expect(r.seal()).toBeNull(); // nothing new since
     r.release(batch);
     expect(r.usedBytes).toBe(0);

@@ -21,10 +21,10 @@ export interface Chunk {
 }
 
 /** Where each chunk of a `total`-element sequence starts and how long it is. */
-export function chunksOf(total: number): Chunk[] {
+export function chunksOf(total: number, size = CHUNK_ELEMENTS): Chunk[] {
   const chunks: Chunk[] = [];
-  for (let from = 0; from < total; from += CHUNK_ELEMENTS) {
-    chunks.push({ from, count: Math.min(CHUNK_ELEMENTS, total - from) });
+  for (let from = 0; from < total; from += size) {
+    chunks.push({ from, count: Math.min(size, total - from) });
   }
   return chunks;
 }
@@ -94,26 +94,18 @@ export async function streamChunks<C>(
   chunks: readonly C[],
   read: (chunk: C) => Promise<HostLease[]>,
   use: (chunk: C, leases: HostLease[]) => void,
-  readAhead = READ_AHEAD,
 ): Promise<void> {
   const pending: Promise<HostLease[]>[] = [];
   let issued = 0;
   const fill = () => {
-    while (issued < chunks.length && pending.length < readAhead) pending.push(read(chunks[issued++]!));
+    while (issued < chunks.length && pending.length < READ_AHEAD) pending.push(read(chunks[issued++]!));
   };
   try {
     for (const chunk of chunks) {
       fill();
       const current = pending.shift()!;
       fill();
-      const T = ((globalThis as any).TT ??= { wait: 0, use: 0, n: 0 });
-      let t = performance.now();
-      const got = await current;
-      T.wait += performance.now() - t;
-      t = performance.now();
-      use(chunk, got);
-      T.use += performance.now() - t;
-      T.n++;
+      use(chunk, await current);
     }
   } catch (error) {
     for (const p of pending) for (const lease of await p.catch(() => [])) lease.release();

@@ -27,12 +27,18 @@ interface Placed {
 }
 
 /**
+ * Elements per chunk of a copy (8 MiB of f32). A copy has no sum to overlap, so its cost is mostly calls per
+ * chunk (a read's submit and map, a write): 2 MiB chunks made three concurrent 16 MiB send/recvs 9.7-11.8 ms
+ * against 8.5 read whole; 4-8 MiB chunks 8.1-9.7 (separate processes, 3 lavapipe devices).
+ */
+export const COPY_CHUNK_ELEMENTS = 2 * 1024 * 1024;
+
+/**
  * Copies every piece through the host: each source device's pieces as one packed sequence streamed in
- * chunks (a chunk's reads in flight while the one before is written out), all sources at once. Staging
- * stays at a few chunks a source whatever the size, and writes fit Dawn's upload ring. Read whole, a piece
- * took staging of its own size and was written through an upload buffer as large; 3 lavapipe devices,
- * separate processes: AllGather 64 MiB 170-240 ms (25 when its big buffers happened to be reused) -> 25-28;
- * Broadcast 64 MiB 26-28 -> 31-35 (one source: 32 chunk round trips in a row); 16 MiB within noise.
+ * chunks (a chunk's reads in flight while the one before is written out), all sources at once, so staging
+ * stays at the chunks in flight, whatever the size, where a piece read whole took staging of its own size
+ * and an upload buffer as large for each write. As fast as reading whole: AllGather 64 MiB over 3 lavapipe
+ * devices 22.6 -> 22.5 ms, Broadcast 64 MiB 28.1 -> 25.2 ms, three 16 MiB send/recvs 8.5 -> 8.1-9.7 ms.
  */
 export async function streamThroughHost(
   ctx: CollectiveContext,
@@ -79,7 +85,7 @@ async function streamSource(
 ): Promise<void> {
   const read = ({ from, count }: Chunk) =>
     readAll(ctx, [{ tensor: source, runs: sliceRuns(runs, from, count) }]);
-  await streamChunks(chunksOf(total), read, ({ from, count }, [lease]) => {
+  await streamChunks(chunksOf(total, COPY_CHUNK_ELEMENTS), read, ({ from, count }, [lease]) => {
     const written = new Set<Device>();
     try {
       for (const piece of placed) {

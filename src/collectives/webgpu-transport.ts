@@ -41,7 +41,7 @@ export class WebGpuTransport implements Transport {
   }
 
   flush(): void {
-    this.device.submit([]);
+    this.device.flushWrites();
   }
 
   /** The staging buffers belong to the device; idle ones are handed back to the driver. */

@@ -350,6 +350,14 @@ export class GpuDevice implements Device {
     this.gpu.queue.onSubmittedWorkDone().then(done, done);
   }
 
+  /**
+   * Submits the writes Dawn still holds in its upload ring, if any: they start now, and their ring space
+   * comes back once done (a device that only receives writes has no other submit to carry them).
+   */
+  flushWrites(): void {
+    if (this.uploadRing.hasPending) this.submit([]);
+  }
+
   async sync(): Promise<void> {
     this.assertUsable('sync');
     // Flushes writes Dawn still holds, so that they are part of what is waited for.

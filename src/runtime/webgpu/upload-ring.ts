@@ -47,11 +47,14 @@ export class UploadRingModel {
     return true;
   }
 
+  /** Whether writes wait in the pending batch for a submit to carry them. */
+  get hasPending(): boolean {
+    return this.requests[this.requests.length - 1]?.batch === this.batch;
+  }
+
   /** Closes the pending batch at a submit; returns its id, or null when it holds nothing. */
   seal(): number | null {
-    const last = this.requests[this.requests.length - 1];
-    if (!last || last.batch !== this.batch) return null;
-    return this.batch++;
+    return this.hasPending ? this.batch++ : null;
   }
 
   /** Frees every request of batches up to `batch`, as Dawn does once their submit has completed. */
