@@ -5,7 +5,7 @@ import type { CollectiveContext } from './context.js';
 import type { HostLease } from './transport.js';
 
 /**
- * Elements per chunk of a transfer streamed through the host (2 MiB of f32). For the host sum: 1 MiB chunks
+ * Elements per chunk of a host sum (2 MiB of f32; copies use larger ones, see streamed-copy.ts): 1 MiB chunks
  * left the loop bound by per-chunk submit/map round trips (~0.1 ms per source read), 4 MiB ones by the
  * unoverlapped first read and last write, and by writes that outgrow Dawn's 4 MiB upload ring (16 MiB over
  * 3 lavapipe devices: ~8-10 ms at 2 MiB; ~12 ms at 1 MiB; 40-150 ms with 4-8 MiB chunks).
