@@ -56,8 +56,11 @@ export async function pipelinedHostReduce(
       const inputs = leases.map((l) => l.data as Float32Array);
       // The SIMD sum copies its inputs into wasm memory. Without it, a scratch array: a host device's lease
       // is a view of the source tensor itself, which an in-place sum would overwrite.
-      total = simd ? simd.sum(inputs, count) : new Float32Array(count);
-      if (!simd) sumInto(total, inputs);
+      if (simd) total = simd.sum(inputs, count);
+      else {
+        total = new Float32Array(count);
+        sumInto(total, inputs);
+      }
     } finally {
       // Back to the pool (and mappable for a later chunk) before the writes are issued.
       for (const lease of leases) lease.release();
