@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHUNK_ELEMENTS, READ_AHEAD } from '../src/collectives/chunk-stream.js';
+import {
+  chunksOf,
+  DIRECT_CHUNK_ELEMENTS,
+  FIRST_DIRECT_CHUNK_ELEMENTS,
+  READ_AHEAD,
+} from '../src/collectives/chunk-stream.js';
 import { sumInto } from '../src/collectives/host-sum.js';
 import {
   allGather,
@@ -309,9 +314,9 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
     const group = all.select([0, 1, 2]);
     const local = new CollectiveContext();
     try {
-      // Two chunks and a ragged tail per destination shard; small integers, so every sum order is exact.
+      // Chunks and a ragged tail per destination shard; small integers, so every sum order is exact.
       const rows = 3;
-      const cols = CHUNK_ELEMENTS + 1001;
+      const cols = 2 * DIRECT_CHUNK_ELEMENTS + 1001;
       const parts = group.devices.map((_, r) =>
         Float32Array.from(randomArray(rows * cols, 31 + r), (v) => Math.round(v * 50)),
       );
@@ -325,15 +330,41 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
       // Earlier tests' buffers, kept for reuse, would count too.
       for (const staging of stagings) staging.trim();
       const scattered = await reduceScatter(local, input, 0, group);
-      // One chunk summed and READ_AHEAD in flight, whichever destination they are for (one
-      // pipeline per destination side by side held three times this).
-      const bound = (READ_AHEAD + 1) * sizeClass(CHUNK_ELEMENTS * 4) + sizeClass(1001 * 4);
+      // One chunk summed and READ_AHEAD in flight, whichever destination they are for, plus one buffer of
+      // each smaller size the stream used (its first chunks, a shard's tail), kept for reuse: ~12 MiB, where
+      // reading the 8 MiB shards whole would hold 24 (and one pipeline per destination side by side held
+      // three times the chunks in flight).
+      const classes = new Set(
+        [
+          ...chunksOf(cols, DIRECT_CHUNK_ELEMENTS, FIRST_DIRECT_CHUNK_ELEMENTS),
+          ...chunksOf(cols, DIRECT_CHUNK_ELEMENTS),
+        ].map((c) => sizeClass(c.count * 4)),
+      );
+      const largest = Math.max(...classes);
+      const smaller = [...classes].filter((c) => c < largest).reduce((a, b) => a + b, 0);
+      const bound = (READ_AHEAD + 1) * largest + smaller;
       for (const staging of stagings) expect(staging.heldBytes).toBeLessThanOrEqual(bound);
       const exact = { rtol: 0, atol: 0 };
       for (const [r, shard] of scattered.output.shards.entries())
         expectClose(await shard.read(), want.subarray(r * cols, (r + 1) * cols), exact);
       const summed = await allReduce(local, input);
       for (const shard of summed.output.shards) expectClose(await shard.read(), want, exact);
+      // Into outputs the GPU has written (a copy into each): Dawn takes its upload ring for every write to
+      // them, and the stream its smaller chunks.
+      const out = distributedFromShards(
+        group,
+        Replicate(),
+        [rows, cols],
+        group.devices.map(() => new Float32Array(rows * cols)),
+      );
+      for (const [r, shard] of out.shards.entries()) {
+        const transport = local.transport(shard.device);
+        transport.copyWithin(input.shards[r]!, shard, [{ srcOffset: 0, dstOffset: 0, count: shard.size }]);
+        expect(transport.writesDirectly(shard)).toBe(!(transport instanceof WebGpuTransport));
+      }
+      await allReduce(local, input, group, { out });
+      for (const shard of out.shards) expectClose(await shard.read(), want, exact);
+      out.free();
       // Device 3 holds no partial: it only receives, and its writes are flushed chunk by chunk.
       const reduced = await reduce(local, input, all.device(3), all);
       expectClose(await reduced.output.shards[0]!.read(), want, exact);

@@ -2,8 +2,10 @@ import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isParallelError } from '../src/errors.js';
 import type { DeviceGroup } from '../src/runtime/device-group.js';
+import type { Tensor } from '../src/runtime/tensor.js';
 import { CACHE_MIN_BYTES } from '../src/runtime/webgpu/buffer-cache.js';
 import { DIRECT_WRITE_MAX_BYTES, type GpuDevice } from '../src/runtime/webgpu/gpu-device.js';
+import type { GpuTensor } from '../src/runtime/webgpu/gpu-tensor.js';
 import { StagingPool } from '../src/runtime/webgpu/staging-pool.js';
 import { expectClose } from './support/compare.js';
 import { openTestGroup, TEST_BACKEND, webGpuAvailable } from './support/devices.js';
@@ -16,6 +18,14 @@ const EXACT = { rtol: 0, atol: 0 };
 /** Values that differ at every index and between calls, so a stale or misplaced byte shows. */
 function pattern(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => ((i * 7 + seed * 13) % 1009) - 500);
+}
+
+/** Clears a tensor on the GPU: from then on Dawn writes it through its upload ring, never directly. */
+function writeOnGpu(device: GpuDevice, tensor: Tensor): void {
+  const buffer = (tensor as GpuTensor).buffer;
+  const encoder = device.gpu.createCommandEncoder({ label: `clear ${tensor.label}` });
+  encoder.clearBuffer(buffer);
+  device.submit([encoder.finish()], [{ buffer, writes: true }]);
 }
 
 /** A tensor just large enough for the buffer cache to keep. */
@@ -50,6 +60,7 @@ describe.skipIf(!available)('WebGPU device memory', () => {
     it('reuses its upload and readback buffers once the queue is done with them', async () => {
       const n = DIRECT_WRITE_MAX_BYTES / 2; // 2x the direct limit in bytes
       const tensor = device.empty([n], 'f32', 'reused');
+      writeOnGpu(device, tensor);
       device.write(tensor, pattern(n, 2));
       expectClose(await device.read(tensor), pattern(n, 2), EXACT);
       const uploads = device.uploadStaging.createdCount;
@@ -69,15 +80,48 @@ describe.skipIf(!available)('WebGPU device memory', () => {
     it('keeps many back-to-back writes in order, whichever path each takes', async () => {
       const piece = DIRECT_WRITE_MAX_BYTES / 4 / 2 + 7;
       const pieces = 12;
-      const tensor = device.empty([piece * pieces], 'f32', 'pieces');
       const whole = pattern(piece * pieces, 9);
-      // The first pass writes zeros, the second the pattern over it: a write applied out of order shows.
-      for (const source of [new Float32Array(piece * pieces), whole]) {
-        for (let k = 0; k < pieces; k++) {
-          device.write(tensor, source.subarray(k * piece, (k + 1) * piece), k * piece);
+      for (const gpuWritten of [false, true]) {
+        const tensor = device.empty([piece * pieces], 'f32', 'pieces');
+        if (gpuWritten) writeOnGpu(device, tensor);
+        // The first pass writes zeros, the second the pattern over it: a write applied out of order shows.
+        for (const source of [new Float32Array(piece * pieces), whole]) {
+          for (let k = 0; k < pieces; k++) {
+            device.write(tensor, source.subarray(k * piece, (k + 1) * piece), k * piece);
+          }
         }
+        expectClose(await device.read(tensor), whole, EXACT);
+        tensor.free();
       }
-      expectClose(await device.read(tensor), whole, EXACT);
+    });
+
+    it('writes a buffer the GPU has never written straight into its memory, whatever the size', async () => {
+      const n = (3 * DIRECT_WRITE_MAX_BYTES) / 4 + 5;
+      const tensor = device.empty([n], 'f32', 'direct');
+      const buffer = (tensor as GpuTensor).buffer;
+      expect(device.writesDirectly(buffer)).toBe(true);
+      const uploads = device.uploadStaging.createdCount;
+      device.write(tensor, pattern(n, 31));
+      // No upload staging and nothing in Dawn's ring: the write was the copy itself.
+      expect(device.uploadStaging.createdCount).toBe(uploads);
+      expect(device.uploadRingBytes).toBe(0);
+      // While a read of it is in flight the queue uses it, and Dawn would take its ring.
+      const reading = device.read(tensor);
+      expect(device.writesDirectly(buffer)).toBe(false);
+      expectClose(await reading, pattern(n, 31), EXACT);
+      expect(device.writesDirectly(buffer)).toBe(true);
+      // A kernel only reads its input, and writes its output.
+      const scaled = await device.kernels.scale(tensor, 2);
+      await device.sync();
+      expect(device.writesDirectly(buffer)).toBe(true);
+      expect(device.writesDirectly((scaled as GpuTensor).buffer)).toBe(false);
+      // Once the GPU has written it, never again (as Dawn decides).
+      writeOnGpu(device, tensor);
+      await device.sync();
+      expect(device.writesDirectly(buffer)).toBe(false);
+      device.write(tensor, pattern(n, 32));
+      expectClose(await device.read(tensor), pattern(n, 32), EXACT);
+      scaled.free();
       tensor.free();
     });
 
@@ -88,6 +132,9 @@ describe.skipIf(!available)('WebGPU device memory', () => {
       const MiB = 1024 * 1024;
       const sizes = [2 * MiB, 2 * MiB, MiB, 2 * MiB];
       const tensors = sizes.map((bytes, k) => device.empty([bytes / 4], 'f32', `ring ${k}`));
+      // Dawn writes a buffer the GPU has never written straight into its memory; these take its ring.
+      for (const t of tensors) writeOnGpu(device, t);
+      await device.sync();
       const data = sizes.map((bytes, k) => pattern(bytes / 4, 20 + k));
       device.write(tensors[0]!, data[0]!);
       device.write(tensors[1]!, data[1]!);

@@ -5,12 +5,23 @@ import type { CollectiveContext } from './context.js';
 import type { HostLease } from './transport.js';
 
 /**
- * Elements per chunk of a host sum (2 MiB of f32; copies use larger ones, see streamed-copy.ts): 1 MiB chunks
- * left the loop bound by per-chunk submit/map round trips (~0.1 ms per source read), 4 MiB ones by the
- * unoverlapped first read and last write, and by writes that outgrow Dawn's 4 MiB upload ring (16 MiB over
- * 3 lavapipe devices: ~8-10 ms at 2 MiB; ~12 ms at 1 MiB; 40-150 ms with 4-8 MiB chunks).
+ * Elements per chunk of a host sum whose writes go through Dawn's upload ring (2 MiB of f32; copies use
+ * larger ones, see streamed-copy.ts): 1 MiB chunks left the loop bound by per-chunk submit/map round trips
+ * (~0.1 ms per source read), 4 MiB ones by the unoverlapped first read and last write, and by writes that
+ * outgrow Dawn's 4 MiB upload ring (16 MiB over 3 lavapipe devices: ~8-10 ms at 2 MiB; ~12 ms at 1 MiB;
+ * 40-150 ms with 4-8 MiB chunks).
  */
-export const CHUNK_ELEMENTS = 512 * 1024;
+export const RING_CHUNK_ELEMENTS = 512 * 1024;
+
+/**
+ * Elements per chunk of a host sum whose every destination Dawn writes directly (see BufferUses): no ring
+ * to fit, so 4 MiB chunks, half the submits and maps of 2 MiB ones, the first of 1 MiB so that the host
+ * starts summing after a short read. 16 MiB over 3 lavapipe devices, interleaved in one process, three
+ * runs: 2 MiB chunks 8.25, 7.72, 8.42 ms; 4 MiB from 1 MiB 7.12, 7.32, 7.72 ms (4 MiB throughout 7.7-8.0,
+ * 8 MiB from 1 MiB 7.8-8.3).
+ */
+export const DIRECT_CHUNK_ELEMENTS = 1024 * 1024;
+export const FIRST_DIRECT_CHUNK_ELEMENTS = 256 * 1024;
 
 /** Chunks whose reads are in flight while one is used; deeper read-ahead measured no faster on 2 cores. */
 export const READ_AHEAD = 1;
@@ -20,11 +31,15 @@ export interface Chunk {
   readonly count: number;
 }
 
-/** Where each chunk of a `total`-element sequence starts and how long it is. */
-export function chunksOf(total: number, size = CHUNK_ELEMENTS): Chunk[] {
+/**
+ * Where each chunk of a `total`-element sequence starts and how long it is: `first` elements, then twice
+ * as many each time up to `size`.
+ */
+export function chunksOf(total: number, size: number, first = size): Chunk[] {
   const chunks: Chunk[] = [];
-  for (let from = 0; from < total; from += size) {
-    chunks.push({ from, count: Math.min(size, total - from) });
+  let next = Math.min(first, size);
+  for (let from = 0; from < total; from += next, next = Math.min(size, next * 2)) {
+    chunks.push({ from, count: Math.min(next, total - from) });
   }
   return chunks;
 }

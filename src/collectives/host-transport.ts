@@ -33,6 +33,11 @@ export class HostTransport implements Transport {
     dataOf(tensor).set(data, elementOffset);
   }
 
+  /** The tensor is host memory: a write is the copy itself. */
+  writesDirectly(): boolean {
+    return true;
+  }
+
   copyWithin(src: Tensor, dst: Tensor, segments: readonly Segment[]): void {
     const from = dataOf(src);
     const to = dataOf(dst);

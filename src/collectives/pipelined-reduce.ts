@@ -3,6 +3,9 @@ import { boxElements } from './box.js';
 import {
   type Chunk,
   chunksOf,
+  DIRECT_CHUNK_ELEMENTS,
+  FIRST_DIRECT_CHUNK_ELEMENTS,
+  RING_CHUNK_ELEMENTS,
   readAll,
   receiveOnly,
   sliceRuns,
@@ -32,17 +35,22 @@ export async function pipelinedHostReduce(
   reductions: readonly HostReduction[],
   outputs: readonly Tensor[],
 ): Promise<void> {
-  const chunks: ReduceChunk[] = reductions.flatMap((reduction) =>
-    chunksOf(boxElements(reduction.box)).map((c) => ({ reduction, ...c })),
+  const written = reductions.flatMap((r) => r.writes.map((w) => outputs[w.dstRank]!));
+  const read = reductions.flatMap((r) => r.pieces.map((p) => sources[plan.pieces[p]!.srcRank]!));
+  // Larger chunks only where no write takes Dawn's upload ring; an output that is also read (summed in
+  // place) is in use whenever a read of it is in flight, and so is written through the ring.
+  const direct = written.every((t) => !read.includes(t) && ctx.transport(t.device).writesDirectly(t));
+  const chunks: ReduceChunk[] = reductions.flatMap((reduction, i) =>
+    chunksOf(
+      boxElements(reduction.box),
+      direct ? DIRECT_CHUNK_ELEMENTS : RING_CHUNK_ELEMENTS,
+      // The stream ramps up once, at its start.
+      direct && i === 0 ? FIRST_DIRECT_CHUNK_ELEMENTS : undefined,
+    ).map((c) => ({ reduction, ...c })),
   );
   const simd = ctx.hostSum;
-  const flushed = new Set(
-    receiveOnly(
-      reductions.flatMap((r) => r.writes.map((w) => outputs[w.dstRank]!)),
-      reductions.flatMap((r) => r.pieces.map((p) => sources[plan.pieces[p]!.srcRank]!)),
-    ),
-  );
-  const read = ({ reduction, from, count }: ReduceChunk) =>
+  const flushed = new Set(receiveOnly(written, read));
+  const readChunk = ({ reduction, from, count }: ReduceChunk) =>
     readAll(
       ctx,
       reduction.pieces.map((p) => {
@@ -71,5 +79,5 @@ export async function pipelinedHostReduce(
       if (flushed.has(output.device)) ctx.transport(output.device).flush();
     }
   };
-  await streamChunks(chunks, read, sum);
+  await streamChunks(chunks, readChunk, sum);
 }

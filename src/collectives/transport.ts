@@ -19,6 +19,11 @@ export interface Transport {
   read(tensor: Tensor, runs: readonly Run[]): Promise<HostLease>;
   /** Queues a write of host values at an element offset; `data` may be reused as soon as this returns. */
   write(tensor: Tensor, data: HostArray, elementOffset: number): void;
+  /**
+   * Whether writes into `tensor` now go straight into its memory, with no staging or queue copy between
+   * (how large a chunk a stream may write at once depends on it).
+   */
+  writesDirectly(tensor: Tensor): boolean;
   /** Copies segments between two tensors of this device without passing through the host. */
   copyWithin(src: Tensor, dst: Tensor, segments: readonly Segment[]): void;
   /**

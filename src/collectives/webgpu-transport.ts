@@ -30,6 +30,10 @@ export class WebGpuTransport implements Transport {
     this.device.write(tensor, data, elementOffset);
   }
 
+  writesDirectly(tensor: Tensor): boolean {
+    return this.device.writesDirectly(bufferOf(this.device, tensor));
+  }
+
   copyWithin(src: Tensor, dst: Tensor, segments: readonly Segment[]): void {
     if (segments.length === 0) return;
     const from = bufferOf(this.device, src);
@@ -37,7 +41,13 @@ export class WebGpuTransport implements Transport {
     const encoder = this.device.gpu.createCommandEncoder({ label: `collective local copy ${src.label}` });
     for (const s of segments)
       encoder.copyBufferToBuffer(from, s.srcOffset * BYTES, to, s.dstOffset * BYTES, s.count * BYTES);
-    this.device.submit([encoder.finish()]);
+    this.device.submit(
+      [encoder.finish()],
+      [
+        { buffer: from, writes: false },
+        { buffer: to, writes: true },
+      ],
+    );
   }
 
   flush(): void {

@@ -41,7 +41,7 @@ export class BufferCache {
     entry.buffer.label = label;
     const encoder = this.device.gpu.createCommandEncoder({ label: `clear ${label}` });
     encoder.clearBuffer(entry.buffer);
-    this.device.submit([encoder.finish()]);
+    this.device.submit([encoder.finish()], [{ buffer: entry.buffer, writes: true }]);
     return entry.buffer;
   }
 

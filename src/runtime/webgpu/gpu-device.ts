@@ -5,6 +5,7 @@ import { MemoryLedger } from '../memory-ledger.js';
 import type { DType, HostArray, Shape, Tensor } from '../tensor.js';
 import { BYTES_PER_ELEMENT, checkUpload, dtypeOf } from '../tensor.js';
 import { BufferCache } from './buffer-cache.js';
+import { type BufferUse, BufferUses } from './buffer-uses.js';
 import { releaseGpu } from './dawn.js';
 import { GpuTensor, paddedBytes } from './gpu-tensor.js';
 import { LossRace } from './loss-race.js';
@@ -14,19 +15,22 @@ import { TimestampProfiler } from './timestamps.js';
 import { UploadRingModel } from './upload-ring.js';
 
 /**
- * `queue.writeBuffer` is used only where the write fits Dawn's 4 MiB upload ring: a write that does not fit
- * what the queue has not yet consumed gets freshly allocated staging memory, which lavapipe page-faults on
- * every write (a 16 MiB write into a buffer the GPU had used: ~49 ms, every time). Larger writes, and writes
- * the ring has no room for, go through the device's own upload buffers, which are reused (the same 16 MiB:
- * ~2-3 ms once the pool has grown). `upload` into a buffer the GPU never used bypasses the ring (Dawn writes
- * its memory directly: 20 fresh 1 MiB uploads without a submit fault only the buffers' own pages). Within the ring, writeBuffer is the cheaper path (2 MiB: ~0.1 ms of host
- * time against ~0.2 ms for a staged copy, which pays an encoder, a submit and a re-map). Single writes are
- * held to half the ring; whether one goes into the ring at all is Dawn's own placement, modelled by
- * `UploadRingModel`. The model's batches are released when the submit carrying them completes: Dawn holds a
- * writeBuffer's copy until the next submit (or its own tick, ~3 ms later here) and `onSubmittedWorkDone`
- * covers submitted work only, so releasing at the next completion let writes fall off the ring (two 2 MiB
- * writes and a sync: 13.4 ms a round, 0.27 ms released right). Writes ride on the next submit rather than
- * an empty one of their own: an empty submit per write made the AllReduce slower in an interleaved A/B.
+ * Where Dawn writes a buffer directly (a CPU adapter, a buffer the GPU never wrote and no queued work uses:
+ * see BufferUses), `queue.writeBuffer` is one memcpy into the buffer's memory, whatever the size, and is
+ * always taken (`upload` into a fresh buffer is that case: 20 fresh 1 MiB uploads without a submit fault
+ * only the buffers' own pages). Elsewhere it is used only where the write fits Dawn's 4 MiB upload ring: a
+ * write that does not fit what the queue has not yet consumed gets freshly allocated staging memory, which
+ * lavapipe page-faults on every write (a 16 MiB write into a buffer the GPU had used: ~49 ms, every time).
+ * Larger writes, and writes the ring has no room for, go through the device's own upload buffers, which
+ * are reused (the same 16 MiB: ~2-3 ms once the pool has grown). Within the ring, writeBuffer is the
+ * cheaper path (2 MiB: ~0.1 ms of host time against ~0.2 ms for a staged copy, which pays an encoder, a
+ * submit and a re-map). Single writes are held to half the ring; whether one goes into the ring at all is
+ * Dawn's own placement, modelled by `UploadRingModel`. The model's batches are released when the submit
+ * carrying them completes: Dawn holds a writeBuffer's copy until the next submit (or its own tick, ~3 ms
+ * later here) and `onSubmittedWorkDone` covers submitted work only, so releasing at the next completion let
+ * writes fall off the ring (two 2 MiB writes and a sync: 13.4 ms a round, 0.27 ms released right). Writes
+ * ride on the next submit rather than an empty one of their own: an empty submit per write made the
+ * AllReduce slower in an interleaved A/B.
  */
 export const DIRECT_WRITE_MAX_BYTES = 2 * 1024 * 1024;
 
@@ -77,6 +81,10 @@ export class GpuDevice implements Device {
   readonly tensorCache: BufferCache;
   /** Where Dawn has placed this device's `queue.writeBuffer` copies that the queue has not finished. */
   private readonly uploadRing = new UploadRingModel();
+  /** Which buffers the GPU uses and has written: whether Dawn writes one directly or through its ring. */
+  private readonly uses = new BufferUses();
+  /** Buffers live in memory the host sees (a CPU adapter), where Dawn can write them directly. */
+  private readonly hostVisible: boolean;
   private readonly profiler: TimestampProfiler | null;
   private profiling = false;
   private tag = '';
@@ -125,6 +133,7 @@ export class GpuDevice implements Device {
     this.gpu = gpu;
     this.ledger = new MemoryLedger(this.name, options.budgetBytes);
     this.hasDeviceTimestamps = timestamps;
+    this.hostVisible = options.summary.isSoftware;
     this.profiler = timestamps ? new TimestampProfiler(gpu, this.name) : null;
     this.pipelines = new PipelineCache(gpu, this.name, options.dumpShader);
     this.readStaging = new StagingPool(this, 'readback');
@@ -207,8 +216,15 @@ export class GpuDevice implements Device {
     }
     if (data.byteLength % 4 !== 0 || data.length === 0) return;
     const byteOffset = elementOffset * bytes;
+    const buffer = gpuTensor.buffer;
+    if (this.writesDirectly(buffer)) {
+      // Dawn copies it straight into the buffer's memory, whatever the size: no ring, no copy on the queue.
+      this.gpu.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+      return;
+    }
     if (data.byteLength <= DIRECT_WRITE_MAX_BYTES && this.uploadRing.tryAllocate(data.byteLength)) {
-      this.gpu.queue.writeBuffer(gpuTensor.buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+      this.gpu.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
+      this.uses.writtenByNextSubmit(buffer);
       return;
     }
     const staging = this.uploadStaging.acquire(data.byteLength);
@@ -216,9 +232,17 @@ export class GpuDevice implements Device {
     new Uint8Array(staging.getMappedRange(0, data.byteLength)).set(view);
     staging.unmap();
     const encoder = this.gpu.createCommandEncoder({ label: `write ${tensor.label}` });
-    encoder.copyBufferToBuffer(staging, 0, gpuTensor.buffer, byteOffset, data.byteLength);
-    this.submit([encoder.finish()]);
+    encoder.copyBufferToBuffer(staging, 0, buffer, byteOffset, data.byteLength);
+    this.submit([encoder.finish()], [{ buffer, writes: true }]);
     this.uploadStaging.release(staging);
+  }
+
+  /**
+   * Whether `queue.writeBuffer` into the buffer now goes straight into its memory (see BufferUses): only
+   * where the host sees device memory, the GPU has never written the buffer and no queued work uses it.
+   */
+  writesDirectly(buffer: GPUBuffer): boolean {
+    return this.hostVisible && this.uses.writesDirectly(buffer);
   }
 
   async read(tensor: Tensor, elementOffset = 0, count = tensor.size - elementOffset): Promise<HostArray> {
@@ -262,8 +286,9 @@ export class GpuDevice implements Device {
         encoder.copyBufferToBuffer(gpuTensor.buffer, r.offset * size, staging, at, r.count * size);
         at += r.count * size;
       }
-      this.submit([encoder.finish()]);
+      const serial = this.submit([encoder.finish()], [{ buffer: gpuTensor.buffer, writes: false }]);
       await this.lossRace.race(staging.mapAsync(GPUMapMode.READ, 0, bytes));
+      this.uses.completedThrough(serial);
       this.throwIfFailed();
     } catch (error) {
       // Also cancels a map still pending when the read failed, so the buffer goes back reusable.
@@ -307,7 +332,12 @@ export class GpuDevice implements Device {
       }
       entries.push({ binding: 0, resource: { buffer: uniform } });
     }
-    for (const buffer of work.buffers) entries.push({ binding: entries.length, resource: { buffer } });
+    const writable = this.pipelines.writableBindings(work.source.key);
+    const touched: BufferUse[] = [];
+    for (const buffer of work.buffers) {
+      touched.push({ buffer, writes: writable.has(entries.length) });
+      entries.push({ binding: entries.length, resource: { buffer } });
+    }
     const bindGroup = this.gpu.createBindGroup({
       label: work.source.key,
       layout: pipeline.getBindGroupLayout(0),
@@ -325,7 +355,7 @@ export class GpuDevice implements Device {
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
     const hostStart = performance.now() * 1e6;
-    this.submit([encoder.finish()]);
+    this.submit([encoder.finish()], touched);
     if (timed) this.profiler!.submitted();
     else if (this.profiling)
       this.hostSpans.push({ label: work.source.key, tag: this.tag, startNs: hostStart, endNs: hostStart });
@@ -340,14 +370,20 @@ export class GpuDevice implements Device {
 
   /**
    * Submits to the queue; every submit of this device's work goes through here, so that the writeBuffer
-   * copies it carries are counted down when it completes.
+   * copies it carries are counted down when it completes, and the buffers it `uses` are known to be in use
+   * until then. Returns the submit's serial.
    */
-  submit(commands: GPUCommandBuffer[]): void {
+  submit(commands: GPUCommandBuffer[], uses: readonly BufferUse[] = []): number {
     this.gpu.queue.submit(commands);
+    const serial = this.uses.submit(uses);
     const batch = this.uploadRing.seal();
-    if (batch === null) return;
-    const done = () => this.uploadRing.release(batch);
-    this.gpu.queue.onSubmittedWorkDone().then(done, done);
+    if (batch === null) return serial;
+    const done = () => {
+      this.uploadRing.release(batch);
+      this.uses.completedThrough(serial);
+    };
+    this.gpu.queue.onSubmittedWorkDone().then(done, () => this.uploadRing.release(batch));
+    return serial;
   }
 
   /**
@@ -361,8 +397,9 @@ export class GpuDevice implements Device {
   async sync(): Promise<void> {
     this.assertUsable('sync');
     // Flushes writes Dawn still holds, so that they are part of what is waited for.
-    this.submit([]);
+    const serial = this.submit([]);
     await this.lossRace.race(this.gpu.queue.onSubmittedWorkDone());
+    this.uses.completedThrough(serial);
     this.throwIfFailed();
   }
 

@@ -9,12 +9,23 @@ export interface PipelineSource {
   readonly entryPoint?: string;
 }
 
+const READ_WRITE_BINDING = /@binding\((\d+)\)\s*var\s*<\s*storage\s*,\s*read_write\s*>/g;
+
+/**
+ * The binding numbers of a shader's `read_write` storage buffers: the buffers a dispatch may write, which
+ * the device tracks (see BufferUses); `read` ones and uniforms are only read.
+ */
+export function writableBindings(code: string): ReadonlySet<number> {
+  return new Set([...code.matchAll(READ_WRITE_BINDING)].map((m) => Number(m[1])));
+}
+
 /**
  * Builds each compute pipeline once per device. Creation runs inside a validation error scope, and a WGSL
  * error comes back as SHADER_COMPILE naming the kernel variant and the compiler's messages.
  */
 export class PipelineCache {
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private readonly writable = new Map<string, ReadonlySet<number>>();
 
   constructor(
     private readonly device: GPUDevice,
@@ -37,8 +48,16 @@ export class PipelineCache {
     return pipeline;
   }
 
+  /** The bindings a built pipeline's shader may write (its `read_write` storage buffers). */
+  writableBindings(key: string): ReadonlySet<number> {
+    const bindings = this.writable.get(key);
+    if (!bindings) throw new Error(`pipeline ${key} is not built yet`);
+    return bindings;
+  }
+
   private async build(source: PipelineSource): Promise<GPUComputePipeline> {
     const code = source.code();
+    this.writable.set(source.key, writableBindings(code));
     this.dumpShader?.(source.key, code);
     const where = `${this.deviceName}, kernel ${source.key}`;
     this.device.pushErrorScope('validation');

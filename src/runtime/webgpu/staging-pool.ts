@@ -1,4 +1,5 @@
 import type { MemoryLedger } from '../memory-ledger.js';
+import type { BufferUse } from './buffer-uses.js';
 
 /** Smallest staging buffer: below this, a map round trip costs the same whatever the size. */
 export const MIN_STAGING_BYTES = 4096;
@@ -38,8 +39,8 @@ export interface StagingOwner {
   readonly ledger: MemoryLedger;
   /** Reserves ledger bytes, first handing back what the device only keeps for reuse if over budget. */
   reserve(bytes: number, label: string): number;
-  /** Submits work to the device's queue (see `GpuDevice.submit`). */
-  submit(commands: GPUCommandBuffer[]): void;
+  /** Submits work to the device's queue, naming the buffers it touches (see `GpuDevice.submit`). */
+  submit(commands: GPUCommandBuffer[], uses?: readonly BufferUse[]): number;
   readonly isDestroyed: boolean;
 }
 
