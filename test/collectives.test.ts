@@ -80,6 +80,40 @@ describe('transfer plans (pure data)', () => {
     ]);
   });
 
+  it('writes the part a destination holds itself from the host only where that piece is read anyway', () => {
+    const gather = (localThroughHost?: boolean[]) =>
+      planTransfer(
+        [6],
+        { devices: [d0, d1], placement: Shard(0) },
+        { devices: [d0, d1, d2], placement: Replicate() },
+        true,
+        { keepInPlace: false, localThroughHost },
+      );
+    expect(gather().localCopies.map((c) => [c.srcRank, c.dstRank])).toEqual([
+      [0, 0],
+      [1, 1],
+    ]);
+    // Device 0's shard is read for devices 1 and 2 anyway: device 0 gets its own part from that read too.
+    const direct = gather([true, false, true]);
+    expect(direct.localCopies.map((c) => [c.srcRank, c.dstRank])).toEqual([[1, 1]]);
+    expect(direct.pieces).toHaveLength(2);
+    expect(
+      direct.pieceWrites[direct.pieces.findIndex((p) => p.srcRank === 0)]!.map((w) => w.dstRank),
+    ).toEqual([1, 2, 0]);
+    // A part no other destination needs is not read just for that: it stays a copy on the device.
+    const moved = planTransfer(
+      [4],
+      { devices: [d0, d1], placement: Shard(0, [1, 3]) },
+      { devices: [d0, d1], placement: Shard(0, [3, 1]) },
+      true,
+      { keepInPlace: false, localThroughHost: [true, true] },
+    );
+    expect(moved.localCopies.map((c) => [c.srcRank, c.dstRank, c.elements])).toEqual([
+      [0, 0, 1],
+      [1, 1, 1],
+    ]);
+  });
+
   it('an AllReduce on the host reads each partial once and sums once for all destinations', () => {
     const plan = planTransfer(
       [8],
@@ -407,6 +441,33 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
     } finally {
       local.destroy();
     }
+  });
+
+  it('gathers into given outputs call after call, which the host keeps writing straight into memory', async () => {
+    const group = all.select([0, 1, 2]);
+    const whole = (call: number) => Float32Array.from({ length: 9 * 4 }, (_, i) => i + 100 * call);
+    const out = distributedFromShards(
+      group,
+      Replicate(),
+      [9, 4],
+      group.devices.map(() => new Float32Array(9 * 4)),
+    );
+    for (let call = 0; call < 3; call++) {
+      const input = shardFromHost(group, whole(call), [9, 4], Shard(0, [2, 3, 4]));
+      await allGather(ctx, input, group, { out });
+      for (const shard of out.shards) expect(await shard.read()).toEqual(whole(call));
+      input.free();
+    }
+    await group.sync();
+    // Each device's own rows came from the host's read of them, not a copy on the device: a copy into
+    // the outputs would have sent every later write into them through Dawn's upload ring.
+    for (const shard of out.shards) {
+      const transport = ctx.transport(shard.device);
+      expect(transport.writesDirectly(shard)).toBe(
+        !(transport instanceof WebGpuTransport) || transport.device.adapter.isSoftware,
+      );
+    }
+    out.free();
   });
 
   it('moves between host-memory devices and WebGPU devices alike', async () => {

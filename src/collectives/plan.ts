@@ -105,6 +105,11 @@ class PieceTable {
     private readonly src: LayoutSide,
   ) {}
 
+  /** The piece reading `box` from source `srcRank`, if some destination needs it already. */
+  find(srcRank: number, box: Box): number | undefined {
+    return this.index.get(`${srcRank}/${boxKey(box)}`);
+  }
+
   /** The piece reading `box` from source `srcRank`, created once however many destinations need it. */
   get(srcRank: number, box: Box): number {
     const key = `${srcRank}/${boxKey(box)}`;
@@ -139,14 +144,27 @@ function localCopy(
   };
 }
 
+export interface PlanOptions {
+  /** A destination that already holds exactly its box keeps that shard (no copy); off when writing into given outputs. */
+  readonly keepInPlace?: boolean;
+  /**
+   * Per destination rank: write what it holds itself from the host, where the host reads that box anyway
+   * for another destination, instead of copying it on the device. For outputs that the host writes
+   * straight into memory (see BufferUses): one copy on the device would send every later host write into
+   * them through the driver's upload ring.
+   */
+  readonly localThroughHost?: readonly boolean[];
+}
+
 /** Plans moving a tensor of `globalShape` from the `src` layout to the `dst` layout. */
 export function planTransfer(
   globalShape: Shape,
   src: LayoutSide,
   dst: LayoutSide,
   reduceOnHost: boolean,
-  keepInPlace = true,
+  options: PlanOptions = {},
 ): TransferPlan {
+  const keepInPlace = options.keepInPlace ?? true;
   if (dst.placement.kind === 'partial' && src.placement.kind !== 'partial') {
     throw new ParallelError(
       'INVALID_ARGUMENT',
@@ -188,6 +206,8 @@ export function planTransfer(
   }
 
   const reductions = new Map<string, { box: Box; pieces: number[]; writes: HostWrite[] }>();
+  // Parts a destination holds itself, placed once every piece the other destinations need is known.
+  const ownParts: { srcRank: number; dstRank: number; box: Box; want: Box }[] = [];
   for (let j = 0; j < nDst; j++) {
     const device = dst.devices[j]!;
     const want = shardBox(globalShape, dst.placement, nDst, j);
@@ -223,16 +243,21 @@ export function planTransfer(
     if (src.placement.kind !== 'shard') {
       // Replicate (or a single Partial): the whole tensor is on every source; read from this device if it is
       // one, else always from the first source, so that a box several destinations need is read once.
-      if (localRank >= 0) localCopies.push(localCopy(globalShape, src, dst, localRank, j, want));
+      if (localRank >= 0) ownParts.push({ srcRank: localRank, dstRank: j, box: want, want });
       else table.writes[table.get(0, want)]!.push({ dstRank: j, runs: boxRuns(want, want) });
       continue;
     }
     for (let i = 0; i < nSrc; i++) {
       const part = intersect(want, srcBoxes[i]!);
       if (!part) continue;
-      if (i === localRank) localCopies.push(localCopy(globalShape, src, dst, i, j, part));
+      if (i === localRank) ownParts.push({ srcRank: i, dstRank: j, box: part, want });
       else table.writes[table.get(i, part)]!.push({ dstRank: j, runs: boxRuns(part, want) });
     }
+  }
+  for (const { srcRank, dstRank, box, want } of ownParts) {
+    const piece = options.localThroughHost?.[dstRank] ? table.find(srcRank, box) : undefined;
+    if (piece !== undefined) table.writes[piece]!.push({ dstRank, runs: boxRuns(box, want) });
+    else localCopies.push(localCopy(globalShape, src, dst, srcRank, dstRank, box));
   }
   for (const r of reductions.values()) hostReductions.push(r);
   return {

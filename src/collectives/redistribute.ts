@@ -61,7 +61,10 @@ export async function redistribute(
     { devices: input.group.devices, placement: input.placement },
     dst,
     onHost,
-    !out,
+    {
+      keepInPlace: !out,
+      localThroughHost: out?.shards.map((t) => ctx.transport(t.device).writesDirectly(t)),
+    },
   );
 
   const outputs: (Tensor | null)[] = targetGroup.devices.map((device, j) => {
