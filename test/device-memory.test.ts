@@ -105,6 +105,12 @@ describe.skipIf(!available)('WebGPU device memory', () => {
       // No upload staging and nothing in Dawn's ring: the write was the copy itself.
       expect(device.uploadStaging.createdCount).toBe(uploads);
       expect(device.uploadRingBytes).toBe(0);
+      // Had Dawn staged them instead (a write too large for its ring gets fresh memory), every write would
+      // page-fault its ~6 MiB anew (~1,500 faults); straight into the tensor, its pages are touched once.
+      const again = pattern(n, 31);
+      const faults = process.resourceUsage().minorPageFault;
+      for (let k = 0; k < 4; k++) device.write(tensor, again);
+      expect(process.resourceUsage().minorPageFault - faults).toBeLessThan(1000);
       // While a read of it is in flight the queue uses it, and Dawn would take its ring.
       const reading = device.read(tensor);
       expect(device.writesDirectly(buffer)).toBe(false);
