@@ -299,6 +299,9 @@ export async function runCollectiveBench(
       busbw_of_memcpy: busbw / memcpyGbps,
       wrong: f.wrong,
       samples: f.samples.length,
+      // The spread of the samples: on a shared VM a slow stretch shows here before it moves the median.
+      min_ms: Math.min(...f.samples),
+      max_ms: Math.max(...f.samples),
     });
   }
 }

@@ -17,8 +17,10 @@ interface History {
  * work still uses it and the GPU has never written it; otherwise it copies into its upload ring and has the
  * queue copy from there (a second copy, on the driver's thread, and ring space that runs out). The rule is
  * Dawn's (vulkan::Buffer::UploadData), and so is the asymmetry: one copy or clear into a buffer makes every
- * later write to it take the ring. Measured on the 2-core dev VM (lavapipe), a 16 MiB AllReduce over 3
- * devices into outputs only ever written by the host: ~9 ms; into outputs a copy had once written: ~12.5 ms.
+ * later write to it take the ring. On the 2-core dev VM (lavapipe), a 16 MiB AllReduce over 3 devices in one
+ * process: ~10 ms into outputs only the host had written, 12-13 ms once an AllGather's copy had written them.
+ * Off a CPU adapter the device assumes the ring (a discrete GPU's memory is not the host's; an integrated
+ * GPU's may be, which WebGPU does not say), so a wrong guess only costs ring space never used.
  *
  * Serials are this device's own submits. A submit's completion is known when something reports it (a
  * mapped read, a sync, a watched submit); until then the buffers it touched count as in use, which only
