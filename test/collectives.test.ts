@@ -33,6 +33,7 @@ import { isParallelError } from '../src/errors.js';
 import type { Device } from '../src/runtime/device.js';
 import { DeviceGroup } from '../src/runtime/device-group.js';
 import { elementCount } from '../src/runtime/tensor.js';
+import type { GpuTensor } from '../src/runtime/webgpu/gpu-tensor.js';
 import { sizeClass } from '../src/runtime/webgpu/staging-pool.js';
 import { expectClose, randomArray } from './support/compare.js';
 import { openTestGroup, TEST_BACKEND, webGpuAvailable } from './support/devices.js';
@@ -468,6 +469,27 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
       );
     }
     out.free();
+  });
+
+  it('sums into fresh outputs call after call: freed ones come back uncleared and are written in full', async () => {
+    const group = all.select([0, 1, 2]);
+    // Large enough for the device's cache of freed buffers (2 MiB).
+    const n = 600 * 1024;
+    for (let call = 0; call < 3; call++) {
+      const parts = group.devices.map((_, r) => new Float32Array(n).fill(10 * call + r));
+      const input = distributedFromShards(group, Partial(), [n], parts);
+      const { output } = await allReduce(ctx, input);
+      for (const shard of output.shards) {
+        expect((await shard.read()).every((v) => v === 30 * call + 3)).toBe(true);
+        const transport = ctx.transport(shard.device);
+        if (call > 0 && transport instanceof WebGpuTransport) {
+          expect((shard as GpuTensor).recycled).toBe(true);
+          expect(transport.writesDirectly(shard)).toBe(transport.device.adapter.isSoftware);
+        }
+      }
+      input.free();
+      output.free();
+    }
   });
 
   it('moves between host-memory devices and WebGPU devices alike', async () => {

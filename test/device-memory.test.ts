@@ -226,6 +226,30 @@ describe.skipIf(!available)('WebGPU device memory', () => {
       expect(device.tensorCache.heldBytes).toBe(BYTES + (ELEMENTS + 1) * 4);
     });
 
+    it('hands a buffer the caller will overwrite out uncleared, one the host still writes in place first', async () => {
+      device.tensorCache.trim();
+      // Kept: one the GPU has written (a kernel output), then one only the host has written.
+      const x = device.upload(pattern(ELEMENTS, 6), [ELEMENTS], 'x');
+      const written = await device.kernels.scale(x, 1);
+      const hostOnly = device.upload(pattern(ELEMENTS, 7), [ELEMENTS], 'host only');
+      await device.sync();
+      const inPlace = hostOnly.buffer;
+      written.free();
+      hostOnly.free();
+      x.free();
+      const overwritten = device.empty([ELEMENTS], 'f32', 'overwritten', { overwritten: true });
+      expect(overwritten.buffer).toBe(inPlace);
+      expect(device.writesDirectly(inPlace)).toBe(true);
+      // Not cleared: what the last owner wrote is still there until the new one writes it all.
+      expectClose(await overwritten.read(), pattern(ELEMENTS, 7), EXACT);
+      // Without the option the other kept buffer comes back zeroed, as `empty` promises.
+      const zeroed = device.empty([ELEMENTS], 'f32', 'zeroed');
+      expect(zeroed.recycled).toBe(true);
+      expect((await zeroed.read()).findIndex((v) => v !== 0)).toBe(-1);
+      overwritten.free();
+      zeroed.free();
+    });
+
     it('uploads into a recycled buffer through the same write path as any used buffer', async () => {
       device.empty([ELEMENTS], 'f32', 'old').free();
       const data = pattern(ELEMENTS, 4);

@@ -72,10 +72,12 @@ export async function redistribute(
     if (kept !== null && kept !== undefined) return input.shards[kept]!;
     if (plan.deviceReductions.some((r) => r.dstRank === j)) return null;
     if (out) return out.shards[j]!;
+    // Every element of a destination's box is written below (pieces, sums, local copies).
     return device.empty(
       localShape(shape, targetPlacement, targetGroup.size, j),
       input.dtype,
       `${label}[${j}]`,
+      { overwritten: true },
     );
   });
   const temps: Tensor[] = [];
@@ -92,7 +94,9 @@ export async function redistribute(
       const tshape = localShape(shape, targetPlacement, targetGroup.size, reduction.dstRank);
       return reduction.operands.map((operand) => {
         if (operand.kind === 'alias') return input.shards[operand.srcRank]!;
-        const temp = device.empty(tshape, 'f32', `${label}[${reduction.dstRank}]/partial`);
+        const temp = device.empty(tshape, 'f32', `${label}[${reduction.dstRank}]/partial`, {
+          overwritten: true,
+        });
         temps.push(temp);
         if (operand.kind === 'local') {
           ctx.transport(device).copyWithin(input.shards[operand.copy.srcRank]!, temp, operand.copy.segments);

@@ -26,6 +26,14 @@ export interface KernelSpan {
   readonly submittedNs?: number;
 }
 
+export interface EmptyOptions {
+  /**
+   * The caller writes every element before anything reads one (a collective's output): a reused buffer
+   * is handed out as it is, uncleared, which on a CPU adapter also keeps it writable in place (BufferUses).
+   */
+  readonly overwritten?: boolean;
+}
+
 /**
  * One compute device: a WebGPU device, a gpu.js instance, or the CPU reference. Everything above the
  * runtime (kernels, collectives, the pipeline runner) talks to this interface only.
@@ -41,7 +49,8 @@ export interface Device {
   readonly hasDeviceTimestamps: boolean;
 
   upload(data: HostArray, shape: Shape, label: string): Tensor;
-  empty(shape: Shape, dtype: DType, label: string): Tensor;
+  /** A tensor of zeros; with `overwritten`, of undefined contents that the caller writes in full first. */
+  empty(shape: Shape, dtype: DType, label: string, options?: EmptyOptions): Tensor;
   read(tensor: Tensor): Promise<HostArray>;
   /** Resolves when all work queued so far has finished; rejects with DEVICE_LOST or VALIDATION. */
   sync(): Promise<void>;

@@ -1,5 +1,5 @@
 import type { Kernels } from '../kernels/kernels.js';
-import type { AdapterSummary, BackendName, Device, KernelSpan } from './device.js';
+import type { AdapterSummary, BackendName, Device, EmptyOptions, KernelSpan } from './device.js';
 import { MemoryLedger } from './memory-ledger.js';
 import {
   checkUpload,
@@ -59,7 +59,8 @@ export abstract class HostDevice implements Device {
     return new HostTensor(this, data, shape, label);
   }
 
-  empty(shape: Shape, dtype: DType, label: string): HostTensor {
+  /** Always fresh zeros: host arrays are not reused, so `overwritten` changes nothing. */
+  empty(shape: Shape, dtype: DType, label: string, _options?: EmptyOptions): HostTensor {
     const n = elementCount(shape);
     return new HostTensor(this, dtype === 'u32' ? new Uint32Array(n) : new Float32Array(n), shape, label);
   }

@@ -32,13 +32,21 @@ export class BufferCache {
     readonly maxBytes = CACHE_MAX_BYTES,
   ) {}
 
-  /** A kept buffer of exactly `size` bytes, cleared and relabelled, or undefined. */
-  take(size: number, label: string): GPUBuffer | undefined {
-    const entry = this.kept.get(size)?.pop();
-    if (!entry) return undefined;
+  /**
+   * A kept buffer of exactly `size` bytes, relabelled, or undefined. Cleared, unless the caller will
+   * overwrite it all. Buffers the host can still write in place (see BufferUses) go to such callers
+   * first: a clear is a GPU write, which ends that for good, so a clear takes one that has lost it where
+   * there is one.
+   */
+  take(size: number, label: string, clear = true): GPUBuffer | undefined {
+    const list = this.kept.get(size);
+    if (!list?.length) return undefined;
+    const preferred = list.findIndex((e) => this.device.writesDirectly(e.buffer) !== clear);
+    const entry = preferred >= 0 ? list.splice(preferred, 1)[0]! : list.pop()!;
     this.bytes -= size;
     this.device.ledger.release(entry.handle);
     entry.buffer.label = label;
+    if (!clear) return entry.buffer;
     const encoder = this.device.gpu.createCommandEncoder({ label: `clear ${label}` });
     encoder.clearBuffer(entry.buffer);
     this.device.submit([encoder.finish()], [{ buffer: entry.buffer, writes: true }]);

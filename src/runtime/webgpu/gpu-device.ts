@@ -1,6 +1,6 @@
 import { isParallelError, ParallelError } from '../../errors.js';
 import type { Kernels } from '../../kernels/kernels.js';
-import type { AdapterSummary, Device, KernelSpan } from '../device.js';
+import type { AdapterSummary, Device, EmptyOptions, KernelSpan } from '../device.js';
 import { MemoryLedger } from '../memory-ledger.js';
 import type { DType, HostArray, Shape, Tensor } from '../tensor.js';
 import { BYTES_PER_ELEMENT, checkUpload, dtypeOf } from '../tensor.js';
@@ -185,14 +185,15 @@ export class GpuDevice implements Device {
     return this.gpu.createBuffer(descriptor);
   }
 
-  empty(shape: Shape, dtype: DType, label: string): GpuTensor {
+  empty(shape: Shape, dtype: DType, label: string, options: EmptyOptions = {}): GpuTensor {
     this.assertUsable(label);
-    return new GpuTensor(this, shape, dtype, label);
+    return new GpuTensor(this, shape, dtype, label, options.overwritten ?? false);
   }
 
   upload(data: HostArray, shape: Shape, label: string): GpuTensor {
     checkUpload(data, shape, label, this.name);
-    const tensor = this.empty(shape, dtypeOf(data), label);
+    // Written in full below: a recycled buffer needs no clearing first.
+    const tensor = this.empty(shape, dtypeOf(data), label, { overwritten: true });
     // Dawn writes a buffer the GPU has never used straight into its memory, at memcpy speed, whatever the
     // size; a recycled buffer takes the same path as any write.
     if (tensor.recycled) this.write(tensor, data);

@@ -17,13 +17,14 @@ export class GpuTensor extends Tensor {
   readonly recycled: boolean;
   private readonly handle: number;
 
-  constructor(device: GpuDevice, shape: Shape, dtype: DType, label: string) {
+  /** `overwritten`: the caller writes every element first, so a reused buffer needs no clearing. */
+  constructor(device: GpuDevice, shape: Shape, dtype: DType, label: string, overwritten = false) {
     super(shape, dtype, label);
     this.device = device;
     const bytes = paddedBytes(elementCount(shape) * BYTES_PER_ELEMENT[dtype]);
     // Taken before reserving: the kept buffer's ledger bytes are released first, so a reused buffer is never
     // counted twice in the peak.
-    const kept = device.tensorCache.take(bytes, label);
+    const kept = device.tensorCache.take(bytes, label, !overwritten);
     this.recycled = kept !== undefined;
     // The ledger answers before the driver, so a tensor over budget never reaches it.
     try {

@@ -39,6 +39,8 @@ export interface StagingOwner {
   readonly ledger: MemoryLedger;
   /** Reserves ledger bytes, first handing back what the device only keeps for reuse if over budget. */
   reserve(bytes: number, label: string): number;
+  /** Whether the host writes the buffer in place (see `GpuDevice.writesDirectly`). */
+  writesDirectly(buffer: GPUBuffer): boolean;
   /** Submits work to the device's queue, naming the buffers it touches (see `GpuDevice.submit`). */
   submit(commands: GPUCommandBuffer[], uses?: readonly BufferUse[]): number;
   readonly isDestroyed: boolean;
