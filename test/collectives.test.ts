@@ -444,7 +444,7 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
     }
   });
 
-  it('gathers into given outputs call after call, which the host keeps writing straight into memory', async () => {
+  it('gathers into reused outputs that the host keeps writing in place', async () => {
     const group = all.select([0, 1, 2]);
     const whole = (call: number) => Float32Array.from({ length: 9 * 4 }, (_, i) => i + 100 * call);
     const out = distributedFromShards(
@@ -471,7 +471,7 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
     out.free();
   });
 
-  it('sums into fresh outputs call after call: freed ones come back uncleared and are written in full', async () => {
+  it('sums into fresh outputs each call: freed ones come back uncleared and are written in full', async () => {
     const group = all.select([0, 1, 2]);
     // Large enough for the device's cache of freed buffers (2 MiB).
     const n = 600 * 1024;

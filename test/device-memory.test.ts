@@ -226,7 +226,7 @@ describe.skipIf(!available)('WebGPU device memory', () => {
       expect(device.tensorCache.heldBytes).toBe(BYTES + (ELEMENTS + 1) * 4);
     });
 
-    it('hands a buffer the caller will overwrite out uncleared, one the host still writes in place first', async () => {
+    it('gives a tensor written in full a reused buffer uncleared, one still written in place first', async () => {
       device.tensorCache.trim();
       // Kept: one the GPU has written (a kernel output), then one only the host has written.
       const x = device.upload(pattern(ELEMENTS, 6), [ELEMENTS], 'x');

@@ -145,7 +145,10 @@ function localCopy(
 }
 
 export interface PlanOptions {
-  /** A destination that already holds exactly its box keeps that shard (no copy); off when writing into given outputs. */
+  /**
+   * A destination that already holds exactly its box keeps that shard, with no copy (off when writing into
+   * outputs the caller gave).
+   */
   readonly keepInPlace?: boolean;
   /**
    * Per destination rank: write what it holds itself from the host, where the host reads that box anyway
