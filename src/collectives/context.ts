@@ -23,7 +23,8 @@ export interface CollectiveOptions {
 
 /**
  * Everything collectives keep between calls: one transport per device (the staging buffers are the
- * devices' own) and the host's SIMD sum with its wasm memory. Passed to every collective; no state lives in module globals.
+ * devices' own) and the host's SIMD sum with its wasm memory. Passed to every collective; no state lives in
+ * module globals.
  */
 export class CollectiveContext {
   readonly reduceOn: ReduceOn;

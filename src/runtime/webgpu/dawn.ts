@@ -71,7 +71,10 @@ function loadDawn(): Promise<DawnModule> {
 const idleInstances = new Map<string, GPU[]>();
 const instanceKeys = new WeakMap<GPU, string>();
 
-/** A Dawn instance no open device uses. Timestamp quantization is off so kernel timings keep their resolution. */
+/**
+ * A Dawn instance no open device uses. Timestamp quantization is off so kernel timings keep their
+ * resolution.
+ */
 export async function openGpu(options: DawnOptions = {}): Promise<GPU> {
   const flags = ['disable-dawn-features=timestamp_quantization'];
   if (options.adapterName) flags.push(`adapter=${options.adapterName}`);
