@@ -518,8 +518,8 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
     expect(() => shardFromHost(g, new Float32Array(15), [5, 3], Shard(0, [2, 2]))).toThrow(
       expect.objectContaining({ code: 'SPLIT' }),
     );
-    expect(() => shardFromHost(g, new Float32Array(14), [5, 3], Replicate())).toThrow(
-      expect.objectContaining({ code: 'SHAPE' }),
+    expect(() => shardFromHost(g, new Float32Array(14), [5, 3], Replicate(), 'x')).toThrow(
+      expect.objectContaining({ code: 'SHAPE', message: "'x': 14 values do not fill shape [5, 3]" }),
     );
     const a = all.devices[0]!.upload(new Float32Array(4), [4], 'a');
     expect(() => new DistributedTensor(g, Replicate(), [4], [a, a])).toThrow(

@@ -120,8 +120,8 @@ describe.skipIf(!available)(`parallel layers on ${TEST_BACKEND}`, () => {
     const odd = { group, weight: randomArray(5 * 3, 1), inFeatures: 5, outFeatures: 3 };
     expect(() => new ColumnParallelLinear(ctx, odd)).toThrow(expect.objectContaining({ code: 'SPLIT' }));
     expect(() => new RowParallelLinear(ctx, odd)).toThrow(expect.objectContaining({ code: 'SPLIT' }));
-    expect(() => new ColumnParallelLinear(ctx, { ...odd, weight: randomArray(14, 1) })).toThrow(
-      expect.objectContaining({ code: 'SHAPE' }),
+    expect(() => new ColumnParallelLinear(ctx, { ...odd, weight: randomArray(14, 1), label: 'fc' })).toThrow(
+      expect.objectContaining({ code: 'SHAPE', message: "'fc.weight': 14 values do not fill shape [5, 3]" }),
     );
     expect(
       () => new VocabParallelEmbedding(ctx, { group, table: randomArray(15, 1), vocab: 5, hidden: 3 }),

@@ -1,6 +1,6 @@
 import { ParallelError } from '../errors.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
-import { elementCount, formatShape, type HostArray, type Shape } from '../runtime/tensor.js';
+import { checkFills, elementCount, type HostArray, type Shape } from '../runtime/tensor.js';
 import { boxRuns, fullBox, shardBox } from './box.js';
 import { sumInto } from './host-sum.js';
 import { checkPlacement, DistributedTensor, localShape, type Placement } from './layout.js';
@@ -20,11 +20,7 @@ export function shardFromHost(
   placement: Placement,
   label = 'sharded',
 ): DistributedTensor {
-  if (data.length !== elementCount(shape)) {
-    throw new ParallelError('SHAPE', `${data.length} values do not fill shape ${formatShape(shape)}`, {
-      where: label,
-    });
-  }
+  checkFills(data, shape, label);
   checkPlacement(shape, placement, group.size, label);
   const whole = fullBox(shape);
   const shards = group.devices.map((device, rank) => {

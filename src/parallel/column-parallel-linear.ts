@@ -5,8 +5,8 @@ import { NO_TRAFFIC, type Traffic } from '../collectives/traffic.js';
 import { ParallelError } from '../errors.js';
 import type { Activation } from '../kernels/kernels.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
-import { formatShape } from '../runtime/tensor.js';
-import { checkHost, checkSameGroup, type LinearLayerOptions, shardWeight } from './weights.js';
+import { checkFills, formatShape } from '../runtime/tensor.js';
+import { checkSameGroup, type LinearLayerOptions, shardWeight } from './weights.js';
 
 export interface ColumnParallelLinearOptions extends LinearLayerOptions {
   /** Output columns per device (uneven on purpose); absent: an even split, which must divide. */
@@ -44,8 +44,8 @@ export class ColumnParallelLinear {
     this.outFeatures = options.outFeatures;
     this.options = options;
     const shape = [options.inFeatures, options.outFeatures];
-    checkHost(options.weight, shape, `${this.label}.weight`);
-    if (options.bias) checkHost(options.bias, [options.outFeatures], `${this.label}.bias`);
+    checkFills(options.weight, shape, `${this.label}.weight`);
+    if (options.bias) checkFills(options.bias, [options.outFeatures], `${this.label}.bias`);
     this.weight = shardWeight(this.group, options.weight, shape, 1, options.sizes, `${this.label}.weight`);
     try {
       this.bias = options.bias

@@ -5,9 +5,10 @@ import { addTraffic, NO_TRAFFIC } from '../collectives/traffic.js';
 import { ParallelError } from '../errors.js';
 import type { Device } from '../runtime/device.js';
 import { DeviceGroup } from '../runtime/device-group.js';
+import { checkFills } from '../runtime/tensor.js';
 import type { LayerOutput } from './column-parallel-linear.js';
 import { addBiasOnce, uploadReplicated } from './replicated.js';
-import { checkHost, checkSameGroup, type LinearLayerOptions, shardWeight } from './weights.js';
+import { checkSameGroup, type LinearLayerOptions, shardWeight } from './weights.js';
 
 export interface RowParallelLinearOptions extends LinearLayerOptions {
   /** Input features (weight rows) per device; absent: an even split, which must divide. */
@@ -42,8 +43,8 @@ export class RowParallelLinear {
     this.inFeatures = options.inFeatures;
     this.outFeatures = options.outFeatures;
     const shape = [options.inFeatures, options.outFeatures];
-    checkHost(options.weight, shape, `${this.label}.weight`);
-    if (options.bias) checkHost(options.bias, [options.outFeatures], `${this.label}.bias`);
+    checkFills(options.weight, shape, `${this.label}.weight`);
+    if (options.bias) checkFills(options.bias, [options.outFeatures], `${this.label}.bias`);
     this.outputGroup = options.reduceTo ? DeviceGroup.of([options.reduceTo]) : this.group;
     this.weight = shardWeight(this.group, options.weight, shape, 0, options.sizes, `${this.label}.weight`);
     this.bias = options.bias ? uploadReplicated(this.outputGroup, options.bias, `${this.label}.bias`) : null;

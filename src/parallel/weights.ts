@@ -2,7 +2,7 @@ import { boxRuns, fullBox, shardBox } from '../collectives/box.js';
 import { checkPlacement, DistributedTensor, localShape, Shard } from '../collectives/layout.js';
 import { ParallelError } from '../errors.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
-import { elementCount, formatShape, type Shape } from '../runtime/tensor.js';
+import { checkFills, elementCount, type Shape } from '../runtime/tensor.js';
 
 /** What every parallel linear layer is built from: the full weight and bias, split by the layer. */
 export interface LinearLayerOptions {
@@ -15,13 +15,6 @@ export interface LinearLayerOptions {
   readonly label?: string;
 }
 
-/** Checks that host data fills a shape, with a SHAPE error naming the layer and the parameter. */
-export function checkHost(data: Float32Array, shape: Shape, where: string): void {
-  if (data.length !== elementCount(shape)) {
-    throw new ParallelError('SHAPE', `${data.length} values do not fill ${formatShape(shape)}`, { where });
-  }
-}
-
 /** Uploads each device's slice of a host weight along `dim`: the layer's own shards, sizes checked first. */
 export function shardWeight(
   group: DeviceGroup,
@@ -31,7 +24,7 @@ export function shardWeight(
   sizes: readonly number[] | undefined,
   label: string,
 ): DistributedTensor {
-  checkHost(data, shape, label);
+  checkFills(data, shape, label);
   const placement = Shard(dim, sizes);
   checkPlacement(shape, placement, group.size, label);
   const whole = fullBox(shape);

@@ -29,13 +29,16 @@ export function checkShape(shape: Shape, where: string): void {
 /** What a device checks before it uploads host values: a valid shape, filled exactly. */
 export function checkUpload(data: HostArray, shape: Shape, label: string, where: string): void {
   checkShape(shape, label);
+  checkFills(data, shape, label, where);
+}
+
+/** Throws SHAPE unless `data` holds exactly the elements of `shape`: the check of every host tensor taken in. */
+export function checkFills(data: HostArray, shape: Shape, label: string, where = label): void {
   if (data.length !== elementCount(shape)) {
     throw new ParallelError(
       'SHAPE',
       `'${label}': ${data.length} values do not fill shape ${formatShape(shape)}`,
-      {
-        where,
-      },
+      { where },
     );
   }
 }
