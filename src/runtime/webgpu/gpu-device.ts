@@ -357,7 +357,7 @@ export class GpuDevice implements Device {
     pass.end();
     const hostStart = performance.now() * 1e6;
     this.submit([encoder.finish()], touched);
-    if (timed) this.profiler!.submitted();
+    if (timed) this.profiler!.submitted(hostStart);
     else if (this.profiling)
       this.hostSpans.push({ label: work.source.key, tag: this.tag, startNs: hostStart, endNs: hostStart });
     // Destroying after submit is legal: the buffer lives until the queued work that uses it is done.

@@ -8,9 +8,25 @@ interface Pending {
 }
 
 /**
+ * The offset that puts device ticks on the host clock, from one batch of passes: a pass cannot start
+ * before the host submitted it, so the smallest offset consistent with every submit time is the alignment
+ * (exact for the pass the device started soonest). Each submit time must be taken before the submit call:
+ * taken after it, one call that returned late raises the bound for the whole batch, and every span lands
+ * late, some after the host had already seen their results. In the seed-fits run on the 2-core dev VM
+ * (lavapipe), 29-41 of 504 submits returned over 1 ms after the call, the slowest 6-10 ms; the report then
+ * gave transfers of 1-6 MiB 0 ms of moving time.
+ */
+export function hostOffsetNs(submitNs: readonly number[], startTicks: readonly number[]): number {
+  let offset = Number.NEGATIVE_INFINITY;
+  submitNs.forEach((submit, i) => {
+    offset = Math.max(offset, submit - startTicks[i]!);
+  });
+  return offset;
+}
+
+/**
  * Records a begin/end timestamp pair around each profiled compute pass, and turns them into spans on the
- * host clock. Device and host clocks are aligned per batch: a pass cannot start before the host submitted
- * it, so the smallest offset consistent with every submit time is the alignment.
+ * host clock, aligned per batch by `hostOffsetNs`.
  */
 export class TimestampProfiler {
   private readonly querySet: GPUQuerySet;
@@ -34,7 +50,7 @@ export class TimestampProfiler {
     });
   }
 
-  /** The timestampWrites for the next pass; call `submitted` right after submitting it. */
+  /** The timestampWrites for the next pass. */
   nextPass(label: string, tag: string): GPUComputePassTimestampWrites {
     const pair = this.entries.length;
     this.entries.push({ label, tag, hostSubmitNs: 0 });
@@ -45,9 +61,10 @@ export class TimestampProfiler {
     };
   }
 
-  submitted(): void {
+  /** Call right after submitting the pass, with the host time taken just before the submit. */
+  submitted(hostSubmitNs: number): void {
     const last = this.entries[this.entries.length - 1];
-    if (last) last.hostSubmitNs = performance.now() * 1e6;
+    if (last) last.hostSubmitNs = hostSubmitNs;
     if (this.entries.length === PAIRS_PER_SET) this.flush();
   }
 
@@ -78,10 +95,10 @@ export class TimestampProfiler {
       const ticks = new BigInt64Array(readback.getMappedRange().slice(0));
       readback.unmap();
       readback.destroy();
-      let offset = Number.NEGATIVE_INFINITY;
-      entries.forEach((e, i) => {
-        offset = Math.max(offset, e.hostSubmitNs - Number(ticks[i * 2]!));
-      });
+      const offset = hostOffsetNs(
+        entries.map((e) => e.hostSubmitNs),
+        entries.map((_, i) => Number(ticks[i * 2]!)),
+      );
       entries.forEach((e, i) => {
         spans.push({
           label: e.label,
