@@ -22,6 +22,26 @@ const SHAPES: readonly [number, number, number][] = [
   [257, 129, 515],
 ];
 
+describe('the reference matmul', () => {
+  it('equals one float64 dot product per element, to the bit, for any row count and with zero inputs', () => {
+    for (const [m, k, n] of [...SHAPES, [4, 3, 2], [6, 9, 5], [7, 2, 3]] as const) {
+      // Every fifth input zero, as after a ReLU: the reference skips zeros.
+      const a = randomArray(m * k, m + k).map((v, i) => (i % 5 === 0 ? 0 : v));
+      const b = randomArray(k * n, n);
+      const bias = randomArray(n, 3);
+      const want = new Float32Array(m * n);
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let dot = 0;
+          for (let p = 0; p < k; p++) dot += a[i * k + p]! * b[p * n + j]!;
+          want[i * n + j] = dot + bias[j]!;
+        }
+      }
+      expect(matmulRef(a, b, m, n, k, bias), `${m}x${k} by ${k}x${n}`).toEqual(want);
+    }
+  });
+});
+
 describe.skipIf(!available)(`matmul on ${TEST_BACKEND}`, () => {
   let group: DeviceGroup;
   beforeAll(async () => {

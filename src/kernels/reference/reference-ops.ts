@@ -28,16 +28,50 @@ export function matmulRef(
   activation: Activation = 'none',
 ): Float32Array {
   const out = new Float32Array(m * n);
-  const row = new Float64Array(n);
-  for (let i = 0; i < m; i++) {
-    row.fill(0);
+  const [r0, r1, r2, r3] = [0, 1, 2, 3].map(() => new Float64Array(n)) as [
+    Float64Array,
+    Float64Array,
+    Float64Array,
+    Float64Array,
+  ];
+  const store = (i: number, row: Float64Array) => {
+    for (let j = 0; j < n; j++) out[i * n + j] = activate(row[j]! + (bias ? bias[j]! : 0), activation);
+  };
+  let i = 0;
+  // Four rows at a time, so that each value of b, once loaded, feeds four sums: 1.5x faster in V8 (256x512
+  // by 512x2048: 335 -> 225 ms; `run`'s seed-fits reference 4.5 -> 2.7 s). Every sum still runs over p in
+  // order, so for finite inputs the result is the same to the bit as one row at a time.
+  for (; i + 4 <= m; i += 4) {
+    for (const row of [r0, r1, r2, r3]) row.fill(0);
+    for (let p = 0; p < k; p++) {
+      const a0 = a[i * k + p]!;
+      const a1 = a[(i + 1) * k + p]!;
+      const a2 = a[(i + 2) * k + p]!;
+      const a3 = a[(i + 3) * k + p]!;
+      if (a0 === 0 && a1 === 0 && a2 === 0 && a3 === 0) continue;
+      const bOff = p * n;
+      for (let j = 0; j < n; j++) {
+        const bv = b[bOff + j]!;
+        r0[j]! += a0 * bv;
+        r1[j]! += a1 * bv;
+        r2[j]! += a2 * bv;
+        r3[j]! += a3 * bv;
+      }
+    }
+    store(i, r0);
+    store(i + 1, r1);
+    store(i + 2, r2);
+    store(i + 3, r3);
+  }
+  for (; i < m; i++) {
+    r0.fill(0);
     for (let p = 0; p < k; p++) {
       const av = a[i * k + p]!;
       if (av === 0) continue;
       const bOff = p * n;
-      for (let j = 0; j < n; j++) row[j]! += av * b[bOff + j]!;
+      for (let j = 0; j < n; j++) r0[j]! += av * b[bOff + j]!;
     }
-    for (let j = 0; j < n; j++) out[i * n + j] = activate(row[j]! + (bias ? bias[j]! : 0), activation);
+    store(i, r0);
   }
   return out;
 }
