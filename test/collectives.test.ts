@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   chunksOf,
   DIRECT_CHUNK_ELEMENTS,
@@ -365,15 +365,14 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
       // Earlier tests' buffers, kept for reuse, would count too.
       for (const staging of stagings) staging.trim();
       const scattered = await reduceScatter(local, input, 0, group);
-      // One chunk summed and READ_AHEAD in flight, whichever destination they are for, plus one buffer of
-      // each smaller size the stream used (its first chunks, a shard's tail), kept for reuse: ~12 MiB, where
+      // One chunk summed and READ_AHEAD in flight, whichever destinations they are for, plus one buffer of
+      // each smaller size the stream used (its first chunks, its tail), kept for reuse: ~12 MiB, where
       // reading the 8 MiB shards whole would hold 24 (and one pipeline per destination side by side held
-      // three times the chunks in flight).
+      // three times the chunks in flight). The shards lie end to end in the stream, chunks across them.
       const classes = new Set(
-        [
-          ...chunksOf(cols, DIRECT_CHUNK_ELEMENTS, FIRST_DIRECT_CHUNK_ELEMENTS),
-          ...chunksOf(cols, DIRECT_CHUNK_ELEMENTS),
-        ].map((c) => sizeClass(c.count * 4)),
+        chunksOf(rows * cols, DIRECT_CHUNK_ELEMENTS, FIRST_DIRECT_CHUNK_ELEMENTS).map((c) =>
+          sizeClass(c.count * 4),
+        ),
       );
       const largest = Math.max(...classes);
       const smaller = [...classes].filter((c) => c < largest).reduce((a, b) => a + b, 0);
@@ -407,6 +406,24 @@ describe.skipIf(!available)(`collectives on ${TEST_BACKEND}`, () => {
       scattered.output.free();
       summed.output.free();
       reduced.output.free();
+    } finally {
+      local.destroy();
+    }
+  });
+
+  it('reads each source once for a ReduceScatter that fits one chunk, whatever the destinations', async () => {
+    const group = all.select([0, 1, 2]);
+    const local = new CollectiveContext();
+    try {
+      const input = rankValued(group, Partial(), [6, 5]);
+      const reads = group.devices.map((d) => vi.spyOn(local.transport(d), 'read'));
+      const scattered = await reduceScatter(local, input, 0, group);
+      // Three destination shards, summed from one read of each source.
+      expect(reads.map((r) => r.mock.calls.length)).toEqual([1, 1, 1]);
+      for (const shard of scattered.output.shards)
+        expect(await shard.read()).toEqual(new Float32Array(10).fill(6));
+      input.free();
+      scattered.output.free();
     } finally {
       local.destroy();
     }

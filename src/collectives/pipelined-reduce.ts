@@ -17,8 +17,32 @@ import { sumInto } from './host-sum.js';
 import type { HostReduction, TransferPlan } from './plan.js';
 import type { HostLease } from './transport.js';
 
-interface ReduceChunk extends Chunk {
+/** Elements [from, from + count) of one reduction's box. */
+interface Part extends Chunk {
   readonly reduction: HostReduction;
+}
+
+/**
+ * Cuts the reductions, laid end to end, into chunks of `size` elements (the first `first`): a chunk may end
+ * one reduction and start the next. Each source is then read once per chunk however many reductions it
+ * covers, since the plan lists every reduction's pieces in source order (piece q from source rank q). A
+ * ReduceScatter over 3 lavapipe devices, against a chunk list per reduction (interleaved, two runs): 4 KiB
+ * 0.93/0.96 -> 0.50/0.54 ms, 1 MiB 1.12/1.22 -> 0.78/0.84 ms, 16 MiB 6.79/6.86 -> 6.40/6.37 ms.
+ */
+function partsOf(reductions: readonly HostReduction[], size: number, first?: number): Part[][] {
+  const sizes = reductions.map((r) => boxElements(r.box));
+  const total = sizes.reduce((a, b) => a + b, 0);
+  return chunksOf(total, size, first).map(({ from, count }) => {
+    const parts: Part[] = [];
+    let start = 0;
+    reductions.forEach((reduction, i) => {
+      const lo = Math.max(from, start);
+      const hi = Math.min(from + count, start + sizes[i]!);
+      if (lo < hi) parts.push({ reduction, from: lo - start, count: hi - lo });
+      start += sizes[i]!;
+    });
+    return parts;
+  });
 }
 
 /**
@@ -40,25 +64,26 @@ export async function pipelinedHostReduce(
   // Larger chunks only where no write takes Dawn's upload ring; an output that is also read (summed in
   // place) is in use whenever a read of it is in flight, and so is written through the ring.
   const direct = written.every((t) => !read.includes(t) && ctx.transport(t.device).writesDirectly(t));
-  const chunks: ReduceChunk[] = reductions.flatMap((reduction, i) =>
-    chunksOf(
-      boxElements(reduction.box),
-      direct ? DIRECT_CHUNK_ELEMENTS : RING_CHUNK_ELEMENTS,
-      // The stream ramps up once, at its start.
-      direct && i === 0 ? FIRST_DIRECT_CHUNK_ELEMENTS : undefined,
-    ).map((c) => ({ reduction, ...c })),
+  const chunks = partsOf(
+    reductions,
+    direct ? DIRECT_CHUNK_ELEMENTS : RING_CHUNK_ELEMENTS,
+    // The stream ramps up once, at its start.
+    direct ? FIRST_DIRECT_CHUNK_ELEMENTS : undefined,
   );
   const simd = ctx.hostSum;
   const flushed = new Set(receiveOnly(written, read));
-  const readChunk = ({ reduction, from, count }: ReduceChunk) =>
+  const readChunk = (parts: readonly Part[]) =>
     readAll(
       ctx,
-      reduction.pieces.map((p) => {
-        const piece = plan.pieces[p]!;
-        return { tensor: sources[piece.srcRank]!, runs: sliceRuns(piece.runs, from, count) };
-      }),
+      parts[0]!.reduction.pieces.map((_, q) => ({
+        tensor: sources[plan.pieces[parts[0]!.reduction.pieces[q]!]!.srcRank]!,
+        runs: parts.flatMap(({ reduction, from, count }) =>
+          sliceRuns(plan.pieces[reduction.pieces[q]!]!.runs, from, count),
+        ),
+      })),
     );
-  const sum = ({ reduction, from, count }: ReduceChunk, leases: HostLease[]) => {
+  const sum = (parts: readonly Part[], leases: HostLease[]) => {
+    const count = parts.reduce((n, part) => n + part.count, 0);
     let total: Float32Array;
     try {
       const inputs = leases.map((l) => l.data as Float32Array);
@@ -73,11 +98,17 @@ export async function pipelinedHostReduce(
       // Back to the pool (and mappable for a later chunk) before the writes are issued.
       for (const lease of leases) lease.release();
     }
-    for (const w of reduction.writes) {
-      const output = outputs[w.dstRank]!;
-      writeRuns(ctx, output, total, sliceRuns(w.runs, from, count));
-      if (flushed.has(output.device)) ctx.transport(output.device).flush();
+    let at = 0;
+    for (const { reduction, from, count: n } of parts) {
+      for (const w of reduction.writes) {
+        writeRuns(ctx, outputs[w.dstRank]!, total.subarray(at, at + n), sliceRuns(w.runs, from, n));
+      }
+      at += n;
     }
+    for (const device of new Set(
+      parts.flatMap((p) => p.reduction.writes.map((w) => outputs[w.dstRank]!.device)),
+    ))
+      if (flushed.has(device)) ctx.transport(device).flush();
   };
   await streamChunks(chunks, readChunk, sum);
 }
