@@ -72,14 +72,14 @@ export async function pipelinedHostReduce(
   );
   const simd = ctx.hostSum;
   const flushed = new Set(receiveOnly(written, read));
+  const pieceOf = (part: Part, q: number) => plan.pieces[part.reduction.pieces[q]!]!;
+  // Input q of a chunk: piece q of each of its parts, one read from source rank q.
   const readChunk = (parts: readonly Part[]) =>
     readAll(
       ctx,
       parts[0]!.reduction.pieces.map((_, q) => ({
-        tensor: sources[plan.pieces[parts[0]!.reduction.pieces[q]!]!.srcRank]!,
-        runs: parts.flatMap(({ reduction, from, count }) =>
-          sliceRuns(plan.pieces[reduction.pieces[q]!]!.runs, from, count),
-        ),
+        tensor: sources[pieceOf(parts[0]!, q).srcRank]!,
+        runs: parts.flatMap((part) => sliceRuns(pieceOf(part, q).runs, part.from, part.count)),
       })),
     );
   const sum = (parts: readonly Part[], leases: HostLease[]) => {
@@ -105,10 +105,10 @@ export async function pipelinedHostReduce(
       }
       at += n;
     }
-    for (const device of new Set(
+    const receivers = new Set(
       parts.flatMap((p) => p.reduction.writes.map((w) => outputs[w.dstRank]!.device)),
-    ))
-      if (flushed.has(device)) ctx.transport(device).flush();
+    );
+    for (const device of receivers) if (flushed.has(device)) ctx.transport(device).flush();
   };
   await streamChunks(chunks, readChunk, sum);
 }
