@@ -29,11 +29,11 @@ describe('BufferUses (which writes Dawn copies straight into a buffer)', () => {
     const uses = new BufferUses();
     const a = buffer();
     const b = buffer();
-    uses.submit([
+    const serial = uses.submit([
       { buffer: a, writes: true },
       { buffer: b, writes: false },
     ]);
-    uses.completedAll();
+    uses.completedThrough(serial);
     expect(uses.writesDirectly(a)).toBe(false);
     expect(uses.writesDirectly(b)).toBe(true);
   });
@@ -43,8 +43,7 @@ describe('BufferUses (which writes Dawn copies straight into a buffer)', () => {
     const a = buffer();
     uses.writtenByNextSubmit(a);
     expect(uses.pending).toBe(1);
-    uses.submit([]);
-    uses.completedAll();
+    uses.completedThrough(uses.submit([]));
     expect(uses.writesDirectly(a)).toBe(false);
   });
 });

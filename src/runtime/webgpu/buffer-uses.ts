@@ -53,15 +53,6 @@ export class BufferUses {
     if (serial > this.completed) this.completed = serial;
   }
 
-  /** Everything submitted so far has completed. */
-  completedAll(): void {
-    this.completedThrough(this.submitted);
-  }
-
-  get lastSubmitted(): number {
-    return this.submitted;
-  }
-
   /** Whether Dawn will copy a write straight into the buffer's memory rather than through its ring. */
   writesDirectly(buffer: GPUBuffer): boolean {
     const history = this.histories.get(buffer);
