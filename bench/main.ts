@@ -3,6 +3,7 @@ import { DeviceGroup } from '../src/runtime/device-group.js';
 import type { GpuDevice } from '../src/runtime/webgpu/gpu-device.js';
 import { runCollectiveBench } from './collectives.js';
 import { benchDispatch, benchMatmulVariants, gflops, matmulShapes } from './matmul.js';
+import { runModelBench } from './model.js';
 import { benchOurGpuJsMatmul, gpujsPeerMatmul } from './peers/gpujs-matmul.js';
 import { runPipelineBench } from './pipeline.js';
 import type { BenchRecord } from './record.js';
@@ -20,7 +21,11 @@ const program = new Command('bench')
   .description('Measure matmul, dispatch, collective and pipeline throughput on this machine')
   .option('--json', 'one JSON object a line instead of tables')
   .option('--quick', 'fewer and smaller sizes')
-  .option('--suites <list>', 'comma-separated: matmul,collective,pipeline', 'matmul,collective,pipeline')
+  .option(
+    '--suites <list>',
+    'comma-separated: matmul,collective,pipeline,model',
+    'matmul,collective,pipeline,model',
+  )
   .option('--runs <n>', 'timed runs per figure (median reported)', (v) => Math.max(5, Number(v)), 5)
   .option('--no-peers', 'skip the gpu.js peers')
   .parse();
@@ -90,4 +95,5 @@ if (suites.has('collective')) {
   });
 }
 if (suites.has('pipeline')) await runPipelineBench(sink, { quick: options.quick });
+if (suites.has('model')) await runModelBench(sink, { quick: options.quick });
 if (!options.json) process.stdout.write(formatTable(records));

@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'STRATEGY'
   | 'SCHEDULE'
   | 'IO'
+  | 'CHECKPOINT'
   | 'BACKEND'
   | 'INVALID_ARGUMENT';
 

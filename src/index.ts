@@ -5,16 +5,45 @@
 
 export * from './collectives/index.js';
 export { type ErrorCode, isParallelError, ParallelError, type ParallelErrorOptions } from './errors.js';
-export type { Activation, EmbeddingOptions, Kernels, MatmulOptions } from './kernels/kernels.js';
+export type {
+  Activation,
+  ArgmaxResult,
+  BatchedMatmulOptions,
+  CausalSoftmaxOptions,
+  EmbeddingOptions,
+  Kernels,
+  MatmulOptions,
+  RopeOptions,
+} from './kernels/kernels.js';
 export * as reference from './kernels/reference/reference-ops.js';
+export * as transformerReference from './kernels/reference/transformer-ops.js';
 export { autotuneMatmul, type TuneResult } from './kernels/webgpu/autotune.js';
 export { type MatmulVariant, matmulCatalog, shapeClass } from './kernels/webgpu/matmul-variants.js';
 export { TuningCache } from './kernels/webgpu/tuning-cache.js';
+export { Checkpoint } from './models/checkpoint/checkpoint.js';
+export { SafetensorsFile, writeSafetensors } from './models/checkpoint/safetensors.js';
+export {
+  type GenerateOptions,
+  type GenerationResult,
+  generate,
+  type PhaseTiming,
+} from './models/generate.js';
+export { LlamaModel, type LoadOptions, type SequenceCache } from './models/llama/llama-model.js';
+export { type LlamaConfig, parseLlamaConfig, readLlamaConfig, toHfConfig } from './models/llama-config.js';
+export {
+  llamaParameterShapes,
+  preset,
+  presetNames,
+  randomLlamaWeights,
+  writeRandomCheckpoint,
+} from './models/presets.js';
+export { describePlan, gridPlan, type ShardingPlan, type StageSpec } from './models/sharding-plan.js';
 export * from './parallel/index.js';
 export { CpuDevice } from './runtime/cpu-device.js';
 export type { AdapterSummary, BackendName, Device, KernelSpan } from './runtime/device.js';
 export { type BackendChoice, DeviceGroup, type OpenDeviceGroupOptions } from './runtime/device-group.js';
 export { MemoryLedger } from './runtime/memory-ledger.js';
+export { type Freeable, TensorScope, tidy } from './runtime/scope.js';
 export { describeSystem, type SystemInfo } from './runtime/system-info.js';
 export { type DType, type HostArray, type Shape, Tensor } from './runtime/tensor.js';
 export { type PollStats, pollStats } from './runtime/webgpu/dawn-poll.js';

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { isParallelError } from '../errors.js';
 import { describeSystem } from '../runtime/system-info.js';
 import { formatInfo } from './info.js';
+import { addModelCommands } from './model-commands.js';
 import { addStrategyCommands } from './strategy-commands.js';
 import { addTuneCommand } from './tune-command.js';
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
 
   addStrategyCommands(program);
   addTuneCommand(program);
+  addModelCommands(program);
   return program;
 }
 

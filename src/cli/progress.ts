@@ -6,10 +6,10 @@ export interface Progress {
 }
 
 /** A progress bar on stderr when it is a terminal; silent otherwise (logs and CI stay clean). */
-export function progressBar(label: string): Progress | null {
+export function progressBar(label: string, unit = 'microbatches'): Progress | null {
   if (!process.stderr.isTTY) return null;
   const bar = new SingleBar({
-    format: `${label} [{bar}] {value}/{total} microbatches`,
+    format: `${label} [{bar}] {value}/{total} ${unit}`,
     stream: process.stderr,
     hideCursor: true,
   });

@@ -172,4 +172,8 @@ export class DistributedTensor {
   free(keep: readonly Tensor[] = []): void {
     for (const shard of this.shards) if (!keep.includes(shard)) shard.free();
   }
+
+  [Symbol.dispose](): void {
+    this.free();
+  }
 }

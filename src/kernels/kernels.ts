@@ -11,6 +11,47 @@ export interface MatmulOptions {
   readonly label?: string;
 }
 
+export interface BatchedMatmulOptions {
+  /** b is [B, N, K], each batch transposed: C = A·Bᵀ (attention scores from keys stored by row). */
+  readonly transposeB?: boolean;
+  /** Multiplies every product (attention's 1/sqrt(head_dim)); default 1. */
+  readonly scale?: number;
+  /**
+   * Only the first `bRows` rows of each batch of b take part (default all): a KV cache allocated for its
+   * capacity and filled up to `bRows` positions. With transposeB that is N; without, K.
+   */
+  readonly bRows?: number;
+  readonly label?: string;
+}
+
+export interface RopeOptions {
+  /** Each row of x is [heads, headDim]; rotate-half pairs element i with i + headDim / 2 inside a head. */
+  readonly headDim: number;
+  /** Base of the inverse frequencies, theta^(-2i/headDim) (Hugging Face's rope_theta). */
+  readonly theta: number;
+  readonly label?: string;
+}
+
+export interface CausalSoftmaxOptions {
+  /**
+   * Rows come in blocks of `queries` consecutive query positions: row r is query r % queries, at absolute
+   * position `offset` + r % queries, and sees keys 0 .. that position (later keys get probability 0).
+   */
+  readonly queries: number;
+  /** Position of the block's first query: the number of keys cached before it (0 for a prefill). */
+  readonly offset?: number;
+  /** Applied to the scores before the softmax; default 1. */
+  readonly scale?: number;
+  readonly label?: string;
+}
+
+export interface ArgmaxResult {
+  /** u32 [R]: the column of each row's largest value; the lowest such column on ties. */
+  readonly indices: Tensor;
+  /** f32 [R]: that value, so that argmaxes over column shards can be combined. */
+  readonly values: Tensor;
+}
+
 export interface EmbeddingOptions {
   /**
    * First vocabulary row this table holds. Ids outside [rowOffset, rowOffset + rows) give zero rows, which
@@ -41,6 +82,38 @@ export interface Kernels {
   layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps?: number, label?: string): Promise<Tensor>;
   /** Softmax along the last dim of x [R, C]. */
   softmax(x: Tensor, label?: string): Promise<Tensor>;
+
+  /** C[b] = scale · A[b] · B[b] (or B[b]ᵀ): a [B, M, K], b [B, K, N] (or [B, N, K]) -> [B, M, N]. */
+  batchedMatmul(a: Tensor, b: Tensor, options?: BatchedMatmulOptions): Promise<Tensor>;
+  /** Per row: x / sqrt(mean(x²) + eps) * weight; x [R, C] (any shape whose last dim is C), weight [C]. */
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, label?: string): Promise<Tensor>;
+  /** x · sigmoid(x), elementwise. */
+  silu(x: Tensor, label?: string): Promise<Tensor>;
+  /** silu(gate) · up, elementwise, same shapes: Llama's MLP activation. */
+  swiglu(gate: Tensor, up: Tensor, label?: string): Promise<Tensor>;
+  /** a · b, elementwise: same shape, or b [cols] broadcast over a's rows (as `add`). */
+  mul(a: Tensor, b: Tensor, label?: string): Promise<Tensor>;
+  /**
+   * Rotary position embedding, rotate-half convention: x [T, heads * headDim] (any shape of T rows), row t
+   * at position positions[t] (u32 [T]); angle_i = pos · theta^(-2i/headDim) for i < headDim / 2, and
+   * out = x · cos + rotate_half(x) · sin with rotate_half([a, b]) = [-b, a] in each head.
+   */
+  rope(x: Tensor, positions: Tensor, options: RopeOptions): Promise<Tensor>;
+  /** Softmax of scale · x along its last dim, causally masked (see CausalSoftmaxOptions); x [..., keys]. */
+  causalSoftmax(x: Tensor, options: CausalSoftmaxOptions): Promise<Tensor>;
+  /** x [A, B, C] -> [B, A, C]: splits [tokens, heads, headDim] into heads, and merges them back. */
+  transpose01(x: Tensor, label?: string): Promise<Tensor>;
+  /** The elements [start, start + length) along `dim`, copied on the device; same rank. */
+  slice(x: Tensor, dim: number, start: number, length: number, label?: string): Promise<Tensor>;
+  /** The inputs joined along `dim` (every other dim equal), on the device. */
+  concat(inputs: readonly Tensor[], dim: number, label?: string): Promise<Tensor>;
+  /** Per row of x [R, C]: the largest value and its column. */
+  argmax(x: Tensor, label?: string): Promise<ArgmaxResult>;
+  /**
+   * Writes x [T, heads * headDim] into cache [heads, capacity, headDim] at positions position .. position +
+   * T - 1, in place: cache[h, position + t, :] = x[t, h * headDim .. (h + 1) * headDim). The KV cache's append.
+   */
+  writeCache(cache: Tensor, x: Tensor, position: number): Promise<void>;
 }
 
 export const DEFAULT_LAYER_NORM_EPS = 1e-5;

@@ -6,7 +6,7 @@ import { ParallelError } from '../errors.js';
 import type { Activation } from '../kernels/kernels.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import { checkFills, formatShape } from '../runtime/tensor.js';
-import { checkSameGroup, type LinearLayerOptions, shardWeight } from './weights.js';
+import { checkSameGroup, type LinearLayerOptions, layerWeight, shardWeight } from './weights.js';
 
 export interface ColumnParallelLinearOptions extends LinearLayerOptions {
   /** Output columns per device (uneven on purpose); absent: an even split, which must divide. */
@@ -44,9 +44,8 @@ export class ColumnParallelLinear {
     this.outFeatures = options.outFeatures;
     this.options = options;
     const shape = [options.inFeatures, options.outFeatures];
-    checkFills(options.weight, shape, `${this.label}.weight`);
     if (options.bias) checkFills(options.bias, [options.outFeatures], `${this.label}.bias`);
-    this.weight = shardWeight(this.group, options.weight, shape, 1, options.sizes, `${this.label}.weight`);
+    this.weight = layerWeight(this.group, options.weight, shape, 1, options.sizes, `${this.label}.weight`);
     try {
       this.bias = options.bias
         ? shardWeight(this.group, options.bias, [options.outFeatures], 0, options.sizes, `${this.label}.bias`)

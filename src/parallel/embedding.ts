@@ -6,12 +6,12 @@ import { NO_TRAFFIC } from '../collectives/traffic.js';
 import { ParallelError } from '../errors.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import type { LayerOutput } from './column-parallel-linear.js';
-import { checkSameGroup, shardWeight } from './weights.js';
+import { checkSameGroup, layerWeight } from './weights.js';
 
 export interface ParallelEmbeddingOptions {
   readonly group: DeviceGroup;
-  /** Full table, row-major [vocab, hidden]. */
-  readonly table: Float32Array;
+  /** Full table, row-major [vocab, hidden]; or its shards already on the group, split as the layer splits it. */
+  readonly table: Float32Array | DistributedTensor;
   readonly vocab: number;
   readonly hidden: number;
   /** Per device: hidden columns (column-parallel) or vocabulary rows (vocab-parallel); absent: even. */
@@ -22,7 +22,7 @@ export interface ParallelEmbeddingOptions {
 /** The [vocab, hidden] table, split over the group along `dim` (1: hidden columns, 0: vocabulary rows). */
 function shardTable(options: ParallelEmbeddingOptions, dim: 0 | 1, label: string): DistributedTensor {
   const shape = [options.vocab, options.hidden];
-  return shardWeight(options.group, options.table, shape, dim, options.sizes, `${label}.table`);
+  return layerWeight(options.group, options.table, shape, dim, options.sizes, `${label}.table`);
 }
 
 function checkIds(ids: DistributedTensor, group: DeviceGroup, where: string): void {

@@ -8,7 +8,7 @@ import { DeviceGroup } from '../runtime/device-group.js';
 import { checkFills } from '../runtime/tensor.js';
 import type { LayerOutput } from './column-parallel-linear.js';
 import { addBiasOnce, uploadReplicated } from './replicated.js';
-import { checkSameGroup, type LinearLayerOptions, shardWeight } from './weights.js';
+import { checkSameGroup, type LinearLayerOptions, layerWeight } from './weights.js';
 
 export interface RowParallelLinearOptions extends LinearLayerOptions {
   /** Input features (weight rows) per device; absent: an even split, which must divide. */
@@ -43,10 +43,9 @@ export class RowParallelLinear {
     this.inFeatures = options.inFeatures;
     this.outFeatures = options.outFeatures;
     const shape = [options.inFeatures, options.outFeatures];
-    checkFills(options.weight, shape, `${this.label}.weight`);
     if (options.bias) checkFills(options.bias, [options.outFeatures], `${this.label}.bias`);
     this.outputGroup = options.reduceTo ? DeviceGroup.of([options.reduceTo]) : this.group;
-    this.weight = shardWeight(this.group, options.weight, shape, 0, options.sizes, `${this.label}.weight`);
+    this.weight = layerWeight(this.group, options.weight, shape, 0, options.sizes, `${this.label}.weight`);
     this.bias = options.bias ? uploadReplicated(this.outputGroup, options.bias, `${this.label}.bias`) : null;
   }
 

@@ -2,13 +2,16 @@ import { boxRuns, fullBox, shardBox } from '../collectives/box.js';
 import { checkPlacement, DistributedTensor, localShape, Shard } from '../collectives/layout.js';
 import { ParallelError } from '../errors.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
-import { checkFills, elementCount, type Shape } from '../runtime/tensor.js';
+import { checkFills, elementCount, formatShape, type Shape } from '../runtime/tensor.js';
 
 /** What every parallel linear layer is built from: the full weight and bias, split by the layer. */
 export interface LinearLayerOptions {
   readonly group: DeviceGroup;
-  /** Full weight, row-major [inFeatures, outFeatures]. */
-  readonly weight: Float32Array;
+  /**
+   * Full weight, row-major [inFeatures, outFeatures], split by the layer; or the layer's shards already on
+   * its group (each device loaded only its own part from a checkpoint), placed as the layer splits them.
+   */
+  readonly weight: Float32Array | DistributedTensor;
   readonly inFeatures: number;
   readonly outFeatures: number;
   readonly bias?: Float32Array;
@@ -39,6 +42,39 @@ export function shardWeight(
     return device.upload(part, local, `${label}[${rank}]`);
   });
   return new DistributedTensor(group, placement, shape, shards);
+}
+
+/**
+ * A layer's weight: host values split along `dim`, or shards given as they are, which must be placed on the
+ * layer's group as that split would place them.
+ */
+export function layerWeight(
+  group: DeviceGroup,
+  weight: Float32Array | DistributedTensor,
+  shape: Shape,
+  dim: number,
+  sizes: readonly number[] | undefined,
+  label: string,
+): DistributedTensor {
+  if (!(weight instanceof DistributedTensor)) return shardWeight(group, weight, shape, dim, sizes, label);
+  checkSameGroup(weight, group, label);
+  const placed = weight.placement;
+  const fits =
+    weight.globalShape.length === shape.length &&
+    weight.globalShape.every((d, i) => d === shape[i]) &&
+    placed.kind === 'shard' &&
+    placed.dim === dim &&
+    (!sizes || weight.shards.every((s, r) => s.shape[dim] === sizes[r]));
+  if (!fits) {
+    throw new ParallelError(
+      'SHAPE',
+      `${label} must be ${formatShape(shape)} sharded on dim ${dim}, got ${weight.describe()}`,
+      {
+        where: label,
+      },
+    );
+  }
+  return weight;
 }
 
 /** Checks that a distributed input lives on exactly the layer's group. */

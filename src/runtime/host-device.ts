@@ -15,17 +15,28 @@ import {
 export class HostTensor extends Tensor {
   readonly device: HostDevice;
   readonly data: HostArray;
-  private readonly handle: number;
+  private readonly handle: number | null;
+  private readonly base: HostTensor | undefined;
 
-  constructor(device: HostDevice, data: HostArray, shape: Shape, label: string) {
+  /** With `base`, a view of its data (see Tensor.reshape): no bytes of its own in the ledger. */
+  constructor(device: HostDevice, data: HostArray, shape: Shape, label: string, base?: HostTensor) {
     super(shape, dtypeOf(data), label);
     this.device = device;
     this.data = data;
-    this.handle = device.ledger.reserve(data.byteLength, label);
+    this.base = base;
+    this.handle = base ? null : device.ledger.reserve(data.byteLength, label);
+  }
+
+  protected override get viewed(): Tensor | undefined {
+    return this.base;
   }
 
   protected release(): void {
-    this.device.ledger.release(this.handle);
+    if (this.handle !== null) this.device.ledger.release(this.handle);
+  }
+
+  protected viewAs(shape: Shape, label: string): HostTensor {
+    return new HostTensor(this.device, this.data, shape, label, this.base ?? this);
   }
 }
 

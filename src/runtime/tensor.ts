@@ -77,9 +77,42 @@ export abstract class Tensor {
     return this.size * BYTES_PER_ELEMENT[this.dtype];
   }
 
+  /** Freed, or a view of a tensor that was freed. */
   get isFreed(): boolean {
-    return this.freed;
+    return this.freed || (this.viewed?.isFreed ?? false);
   }
+
+  /** The tensor whose storage this one views (see `reshape`), if any. */
+  protected get viewed(): Tensor | undefined {
+    return undefined;
+  }
+
+  /**
+   * The same elements in another shape, sharing the storage (row-major: no copy). The view lives as long as
+   * this tensor: using it after this tensor is freed is DESTROYED. Freeing the view releases nothing, unless
+   * it is `owning`: then it takes this tensor over, and freeing it frees this tensor (a function that
+   * returns its result reshaped).
+   */
+  reshape(shape: Shape, options: { readonly label?: string; readonly owning?: boolean } = {}): Tensor {
+    const label = options.label ?? this.label;
+    this.assertLive('reshape');
+    checkShape(shape, label);
+    if (elementCount(shape) !== this.size) {
+      throw new ParallelError(
+        'SHAPE',
+        `cannot reshape '${this.label}' ${formatShape(this.shape)} to ${formatShape(shape)}: ${this.size} elements, not ${elementCount(shape)}`,
+        { where: 'reshape' },
+      );
+    }
+    const view = this.viewAs(shape, label);
+    if (options.owning) view.owner = this;
+    return view;
+  }
+
+  /** The tensor an owning view frees with itself. */
+  private owner: Tensor | undefined;
+
+  protected abstract viewAs(shape: Shape, label: string): Tensor;
 
   /** Copies the tensor to the host. */
   read(): Promise<HostArray> {
@@ -91,10 +124,15 @@ export abstract class Tensor {
     if (this.freed) return;
     this.freed = true;
     this.release();
+    this.owner?.free();
+  }
+
+  [Symbol.dispose](): void {
+    this.free();
   }
 
   assertLive(where: string): void {
-    if (this.freed) {
+    if (this.isFreed) {
       throw new ParallelError('DESTROYED', `tensor '${this.label}' was freed before use`, { where });
     }
   }

@@ -1,10 +1,14 @@
 import type { HostDevice, HostTensor } from '../../runtime/host-device.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import {
+  type ArgmaxResult,
+  type BatchedMatmulOptions,
+  type CausalSoftmaxOptions,
   DEFAULT_LAYER_NORM_EPS,
   type EmbeddingOptions,
   type Kernels,
   type MatmulOptions,
+  type RopeOptions,
 } from '../kernels.js';
 import {
   addPeriod,
@@ -33,6 +37,7 @@ import {
   sumStacked,
 } from './gpujs-sources.js';
 import type { KernelCache, KernelSpec } from './kernel-cache.js';
+import { GpuJsTransformerKernels } from './transformer-kernels.js';
 
 const f32 = (t: Tensor): Float32Array => (t as HostTensor).data as Float32Array;
 
@@ -48,10 +53,15 @@ function cellsOf(t: Tensor): readonly [number, number] {
  * set and cached per device; each call records one host-clock span.
  */
 export class GpuJsKernels implements Kernels {
+  /** The transformer kernels, in their own module (transformer-kernels.ts) to keep this one small. */
+  private readonly transformer: GpuJsTransformerKernels;
+
   constructor(
     private readonly device: HostDevice,
     private readonly cache: KernelCache,
-  ) {}
+  ) {
+    this.transformer = new GpuJsTransformerKernels(device, cache);
+  }
 
   async matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Promise<Tensor> {
     const operands = options.bias ? [a, b, options.bias] : [a, b];
@@ -184,6 +194,43 @@ export class GpuJsKernels implements Kernels {
       const spec = { body: softmaxRows, output: [cols, rows] as const, constants: { C: cols } };
       return this.device.adopt(await this.rows(spec, [f32(x), stats], 'softmax'), x.shape, label);
     });
+  }
+
+  batchedMatmul(a: Tensor, b: Tensor, options?: BatchedMatmulOptions): Promise<Tensor> {
+    return this.transformer.batchedMatmul(a, b, options);
+  }
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, label?: string): Promise<Tensor> {
+    return this.transformer.rmsNorm(x, weight, eps, label);
+  }
+  silu(x: Tensor, label?: string): Promise<Tensor> {
+    return this.transformer.silu(x, label);
+  }
+  swiglu(gate: Tensor, up: Tensor, label?: string): Promise<Tensor> {
+    return this.transformer.swiglu(gate, up, label);
+  }
+  mul(a: Tensor, b: Tensor, label?: string): Promise<Tensor> {
+    return this.transformer.mul(a, b, label);
+  }
+  rope(x: Tensor, positions: Tensor, options: RopeOptions): Promise<Tensor> {
+    return this.transformer.rope(x, positions, options);
+  }
+  causalSoftmax(x: Tensor, options: CausalSoftmaxOptions): Promise<Tensor> {
+    return this.transformer.causalSoftmax(x, options);
+  }
+  transpose01(x: Tensor, label?: string): Promise<Tensor> {
+    return this.transformer.transpose01(x, label);
+  }
+  slice(x: Tensor, dim: number, start: number, length: number, label?: string): Promise<Tensor> {
+    return this.transformer.slice(x, dim, start, length, label);
+  }
+  concat(inputs: readonly Tensor[], dim: number, label?: string): Promise<Tensor> {
+    return this.transformer.concat(inputs, dim, label);
+  }
+  argmax(x: Tensor, label?: string): Promise<ArgmaxResult> {
+    return this.transformer.argmax(x, label);
+  }
+  writeCache(cache: Tensor, x: Tensor, position: number): Promise<void> {
+    return this.transformer.writeCache(cache, x, position);
   }
 
   private async rows(spec: KernelSpec, args: readonly Float32Array[], op: string): Promise<Float32Array> {

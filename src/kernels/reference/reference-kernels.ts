@@ -1,14 +1,19 @@
 import type { HostDevice, HostTensor } from '../../runtime/host-device.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import {
+  type ArgmaxResult,
+  type BatchedMatmulOptions,
+  type CausalSoftmaxOptions,
   DEFAULT_LAYER_NORM_EPS,
   type EmbeddingOptions,
   type Kernels,
   type MatmulOptions,
+  type RopeOptions,
 } from '../kernels.js';
 import {
   addPeriod,
   asMatrix,
+  checkDType,
   checkOperands,
   embeddingDims,
   groupRows,
@@ -16,6 +21,18 @@ import {
   matmulDims,
   sumInputs,
 } from '../shape-checks.js';
+import {
+  batchedMatmulDims,
+  causalSoftmaxDims,
+  concatDims,
+  lastDimRows,
+  pairShapes,
+  rmsNormDims,
+  ropeDims,
+  sliceDims,
+  transpose01Dims,
+  writeCacheDims,
+} from '../transformer-checks.js';
 import {
   addRef,
   embeddingRef,
@@ -26,8 +43,22 @@ import {
   softmaxRef,
   sumRef,
 } from './reference-ops.js';
+import {
+  argmaxRef,
+  batchedMatmulRef,
+  causalSoftmaxRef,
+  copyRunsRef,
+  mulRef,
+  rmsNormRef,
+  ropeRef,
+  siluRef,
+  swigluRef,
+  transpose01Ref,
+  writeCacheRef,
+} from './transformer-ops.js';
 
 const f32 = (t: Tensor): Float32Array => (t as HostTensor).data as Float32Array;
+const u32 = (t: Tensor): Uint32Array => (t as HostTensor).data as Uint32Array;
 
 /** The CPU reference as a backend: the same Kernels interface, computed by reference-ops. */
 export class ReferenceKernels implements Kernels {
@@ -98,5 +129,126 @@ export class ReferenceKernels implements Kernels {
     return this.device.timed('softmax', () =>
       this.device.adopt(softmaxRef(f32(x), rows, cols), x.shape, label),
     );
+  }
+  async batchedMatmul(a: Tensor, b: Tensor, options: BatchedMatmulOptions = {}): Promise<Tensor> {
+    checkOperands('batchedMatmul', this.device, [a, b]);
+    const d = batchedMatmulDims(a, b, options);
+    return this.device.timed('batchedMatmul', () =>
+      this.device.adopt(
+        batchedMatmulRef(f32(a), f32(b), d),
+        [d.batch, d.m, d.n],
+        options.label ?? 'batchedMatmul',
+      ),
+    );
+  }
+
+  async rmsNorm(x: Tensor, weight: Tensor, eps: number, label = 'rmsNorm'): Promise<Tensor> {
+    checkOperands('rmsNorm', this.device, [x, weight]);
+    const { rows, cols } = rmsNormDims(x, weight);
+    return this.device.timed('rmsNorm', () =>
+      this.device.adopt(rmsNormRef(f32(x), rows, cols, f32(weight), eps), x.shape, label),
+    );
+  }
+
+  async silu(x: Tensor, label = 'silu'): Promise<Tensor> {
+    checkOperands('silu', this.device, [x]);
+    return this.device.timed('silu', () => this.device.adopt(siluRef(f32(x)), x.shape, label));
+  }
+
+  async swiglu(gate: Tensor, up: Tensor, label = 'swiglu'): Promise<Tensor> {
+    checkOperands('swiglu', this.device, [gate, up]);
+    pairShapes('swiglu', gate, up);
+    return this.device.timed('swiglu', () =>
+      this.device.adopt(swigluRef(f32(gate), f32(up)), gate.shape, label),
+    );
+  }
+
+  async mul(a: Tensor, b: Tensor, label = 'mul'): Promise<Tensor> {
+    checkOperands('mul', this.device, [a, b]);
+    addPeriod(a, b);
+    return this.device.timed('mul', () => this.device.adopt(mulRef(f32(a), f32(b)), a.shape, label));
+  }
+
+  async rope(x: Tensor, positions: Tensor, options: RopeOptions): Promise<Tensor> {
+    checkOperands('rope', this.device, [x, positions]);
+    const d = ropeDims(x, positions, options);
+    return this.device.timed('rope', () =>
+      this.device.adopt(ropeRef(f32(x), u32(positions), d, options.theta), x.shape, options.label ?? 'rope'),
+    );
+  }
+
+  async causalSoftmax(x: Tensor, options: CausalSoftmaxOptions): Promise<Tensor> {
+    checkOperands('causalSoftmax', this.device, [x]);
+    const d = causalSoftmaxDims(x, options);
+    return this.device.timed('causalSoftmax', () =>
+      this.device.adopt(causalSoftmaxRef(f32(x), d), x.shape, options.label ?? 'causalSoftmax'),
+    );
+  }
+
+  async transpose01(x: Tensor, label = 'transpose01'): Promise<Tensor> {
+    checkOperands('transpose01', this.device, [x]);
+    const { a, b, c } = transpose01Dims(x);
+    return this.device.timed('transpose01', () =>
+      this.device.adopt(transpose01Ref(f32(x), a, b, c), [b, a, c], label),
+    );
+  }
+
+  async slice(x: Tensor, dim: number, start: number, length: number, label = 'slice'): Promise<Tensor> {
+    checkOperands('slice', this.device, [x]);
+    const d = sliceDims(x, dim, start, length);
+    return this.device.timed('slice', () => {
+      const out = this.device.empty(d.shape, x.dtype, label);
+      const width = length * d.inner;
+      copyRunsRef((x as HostTensor).data, out.data, {
+        outer: d.outer,
+        width,
+        srcRow: d.size * d.inner,
+        srcAt: start * d.inner,
+        dstRow: width,
+        dstAt: 0,
+      });
+      return out;
+    });
+  }
+
+  async concat(inputs: readonly Tensor[], dim: number, label = 'concat'): Promise<Tensor> {
+    checkOperands('concat', this.device, inputs);
+    const d = concatDims(inputs, dim);
+    return this.device.timed('concat', () => {
+      const out = this.device.empty(d.shape, inputs[0]!.dtype, label);
+      let at = 0;
+      inputs.forEach((t, i) => {
+        const width = d.sizes[i]! * d.inner;
+        copyRunsRef((t as HostTensor).data, out.data, {
+          outer: d.outer,
+          width,
+          srcRow: width,
+          srcAt: 0,
+          dstRow: d.total * d.inner,
+          dstAt: at,
+        });
+        at += width;
+      });
+      return out;
+    });
+  }
+
+  async argmax(x: Tensor, label = 'argmax'): Promise<ArgmaxResult> {
+    checkOperands('argmax', this.device, [x]);
+    checkDType('argmax', x, 'f32');
+    const { rows, cols } = lastDimRows('argmax', x);
+    return this.device.timed('argmax', () => {
+      const r = argmaxRef(f32(x), rows, cols);
+      return {
+        indices: this.device.adopt(r.indices, [rows], `${label}.indices`),
+        values: this.device.adopt(r.values, [rows], `${label}.values`),
+      };
+    });
+  }
+
+  async writeCache(cache: Tensor, x: Tensor, position: number): Promise<void> {
+    checkOperands('writeCache', this.device, [cache, x]);
+    const d = writeCacheDims(cache, x, position);
+    await this.device.timed('writeCache', () => writeCacheRef(f32(cache), f32(x), d, position));
   }
 }

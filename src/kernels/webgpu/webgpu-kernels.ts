@@ -3,10 +3,14 @@ import type { Tensor } from '../../runtime/tensor.js';
 import type { GpuDevice } from '../../runtime/webgpu/gpu-device.js';
 import type { GpuTensor } from '../../runtime/webgpu/gpu-tensor.js';
 import {
+  type ArgmaxResult,
+  type BatchedMatmulOptions,
+  type CausalSoftmaxOptions,
   DEFAULT_LAYER_NORM_EPS,
   type EmbeddingOptions,
   type Kernels,
   type MatmulOptions,
+  type RopeOptions,
 } from '../kernels.js';
 import {
   addPeriod,
@@ -20,17 +24,9 @@ import {
 } from '../shape-checks.js';
 import { grid1d } from './grid.js';
 import type { MatmulPlanner } from './matmul-planner.js';
+import { params } from './params.js';
 import { loadShader } from './shader-source.js';
-
-/** A uniform block of 32-bit fields, in the order the shader's Params struct declares them. */
-function params(fields: readonly (readonly ['u32' | 'f32', number])[]): ArrayBuffer {
-  const view = new DataView(new ArrayBuffer(Math.max(16, Math.ceil((fields.length * 4) / 16) * 16)));
-  fields.forEach(([type, value], i) => {
-    if (type === 'u32') view.setUint32(i * 4, value, true);
-    else view.setFloat32(i * 4, value, true);
-  });
-  return view.buffer;
-}
+import { WebGpuTransformerKernels } from './transformer-kernels.js';
 
 const buf = (t: Tensor): GPUBuffer => (t as GpuTensor).buffer;
 
@@ -39,10 +35,14 @@ const ROW_WORKGROUP = 64;
 
 /** The WebGPU backend's kernels: WGSL from shaders/, pipelines cached per device by variant key. */
 export class WebGpuKernels implements Kernels {
+  private readonly transformer: WebGpuTransformerKernels;
+
   constructor(
     private readonly device: GpuDevice,
     readonly matmuls: MatmulPlanner,
-  ) {}
+  ) {
+    this.transformer = new WebGpuTransformerKernels(device);
+  }
 
   async matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Promise<Tensor> {
     checkOperands('matmul', this.device, options.bias ? [a, b, options.bias] : [a, b]);
@@ -208,6 +208,54 @@ export class WebGpuKernels implements Kernels {
       grid1d(rows, 1),
       { WORKGROUP_SIZE: ROW_WORKGROUP },
     );
+  }
+
+  batchedMatmul(a: Tensor, b: Tensor, options?: BatchedMatmulOptions): Promise<Tensor> {
+    return this.transformer.batchedMatmul(a, b, options);
+  }
+
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, label?: string): Promise<Tensor> {
+    return this.transformer.rmsNorm(x, weight, eps, label);
+  }
+
+  silu(x: Tensor, label?: string): Promise<Tensor> {
+    return this.transformer.silu(x, label);
+  }
+
+  swiglu(gate: Tensor, up: Tensor, label?: string): Promise<Tensor> {
+    return this.transformer.swiglu(gate, up, label);
+  }
+
+  mul(a: Tensor, b: Tensor, label?: string): Promise<Tensor> {
+    return this.transformer.mul(a, b, label);
+  }
+
+  rope(x: Tensor, positions: Tensor, options: RopeOptions): Promise<Tensor> {
+    return this.transformer.rope(x, positions, options);
+  }
+
+  causalSoftmax(x: Tensor, options: CausalSoftmaxOptions): Promise<Tensor> {
+    return this.transformer.causalSoftmax(x, options);
+  }
+
+  transpose01(x: Tensor, label?: string): Promise<Tensor> {
+    return this.transformer.transpose01(x, label);
+  }
+
+  slice(x: Tensor, dim: number, start: number, length: number, label?: string): Promise<Tensor> {
+    return this.transformer.slice(x, dim, start, length, label);
+  }
+
+  concat(inputs: readonly Tensor[], dim: number, label?: string): Promise<Tensor> {
+    return this.transformer.concat(inputs, dim, label);
+  }
+
+  argmax(x: Tensor, label?: string): Promise<ArgmaxResult> {
+    return this.transformer.argmax(x, label);
+  }
+
+  writeCache(cache: Tensor, x: Tensor, position: number): Promise<void> {
+    return this.transformer.writeCache(cache, x, position);
   }
 
   /**

@@ -45,4 +45,35 @@ export class GpuTensor extends Tensor {
     this.device.ledger.release(this.handle);
     this.device.tensorCache.give(this.buffer);
   }
+
+  protected viewAs(shape: Shape, label: string): Tensor {
+    return new GpuTensorView(this, shape, label);
+  }
+}
+
+/** Another shape over a GpuTensor's buffer: holds no bytes of its own, so its free releases nothing. */
+class GpuTensorView extends Tensor {
+  readonly device: GpuDevice;
+  readonly buffer: GPUBuffer;
+  readonly recycled = false;
+
+  constructor(
+    private readonly base: GpuTensor,
+    shape: Shape,
+    label: string,
+  ) {
+    super(shape, base.dtype, label);
+    this.device = base.device;
+    this.buffer = base.buffer;
+  }
+
+  protected override get viewed(): Tensor {
+    return this.base;
+  }
+
+  protected release(): void {}
+
+  protected viewAs(shape: Shape, label: string): Tensor {
+    return new GpuTensorView(this.base, shape, label);
+  }
 }

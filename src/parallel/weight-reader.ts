@@ -1,0 +1,76 @@
+import { ParallelError } from '../errors.js';
+import { elementCount, formatShape, type Shape } from '../runtime/tensor.js';
+
+/** A range along one dim of a stored tensor: the part one device holds. */
+export interface WeightSlice {
+  readonly dim: number;
+  readonly start: number;
+  readonly length: number;
+}
+
+/**
+ * Where a model's parameters come from, by Hugging Face name and in Hugging Face layout (a linear weight
+ * is [out, in]). A checkpoint reads only the bytes of the slice asked for, so each device's load costs host
+ * memory near its own shard.
+ */
+export interface WeightReader {
+  has(name: string): boolean;
+  info(name: string): { readonly shape: Shape };
+  readF32(name: string, slice?: WeightSlice): Float32Array;
+}
+
+/** Parameters held in host memory (random weights for tests and benches; a state dict built by hand). */
+export class MemoryWeights implements WeightReader {
+  constructor(
+    private readonly tensors: Readonly<Record<string, Float32Array>>,
+    private readonly shapes: Readonly<Record<string, Shape>>,
+  ) {
+    for (const [name, shape] of Object.entries(shapes)) {
+      const data = tensors[name];
+      if (!data || data.length !== elementCount(shape)) {
+        throw new ParallelError(
+          'SHAPE',
+          `weight '${name}': ${data?.length ?? 0} values do not fill ${formatShape(shape)}`,
+        );
+      }
+    }
+  }
+
+  has(name: string): boolean {
+    return name in this.shapes;
+  }
+
+  info(name: string): { shape: Shape } {
+    const shape = this.shapes[name];
+    if (!shape)
+      throw new ParallelError('CHECKPOINT', `no tensor '${name}' among the weights`, { where: name });
+    return { shape };
+  }
+
+  readF32(name: string, slice?: WeightSlice): Float32Array {
+    const { shape } = this.info(name);
+    const data = this.tensors[name]!;
+    if (!slice) return data;
+    return sliceOf(data, shape, slice);
+  }
+}
+
+/** The elements of `slice` of a row-major tensor, copied out. */
+export function sliceOf(data: Float32Array, shape: Shape, slice: WeightSlice): Float32Array {
+  const outer = elementCount(shape.slice(0, slice.dim));
+  const inner = elementCount(shape.slice(slice.dim + 1));
+  const size = shape[slice.dim]!;
+  const out = new Float32Array(outer * slice.length * inner);
+  for (let o = 0; o < outer; o++) {
+    const from = (o * size + slice.start) * inner;
+    out.set(data.subarray(from, from + slice.length * inner), o * slice.length * inner);
+  }
+  return out;
+}
+
+/** [rows, cols] -> [cols, rows] on the host: a Hugging Face [out, in] weight into this library's [in, out]. */
+export function transposeHost(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
+  return out;
+}
