@@ -44,6 +44,10 @@ describe.skipIf(!available)(`transformer kernels on ${TEST_BACKEND}`, () => {
       [2, 65, 33, 17],
       [4, 130, 70, 64],
       [1, 300, 257, 129],
+      // Row counts and widths that are multiples of 4 take the vec4 loads: decode (m < 4) and prefill tiles.
+      [3, 1, 36, 20],
+      [2, 3, 64, 128],
+      [2, 37, 68, 12],
     ] as const) {
       for (const transposeB of [false, true]) {
         for (const spare of [0, 5]) {
