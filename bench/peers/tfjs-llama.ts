@@ -1,4 +1,5 @@
 import type * as TfCore from '@tensorflow/tfjs-core';
+import type { LlamaConfig } from '../../src/models/llama-config.js';
 
 /**
  * The TensorFlow.js peer of our Llama model: the same network written with tfjs-core ops, run on
@@ -59,20 +60,8 @@ export function closeTfjs(tf: Tf): void {
   webgpu?.device?.destroy();
 }
 
-/** The shape of a Llama model (a structural subset of our config, so any config object with these fits). */
-export interface TfjsLlamaConfig {
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numLayers: number;
-  readonly numHeads: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
-  readonly rmsNormEps: number;
-  readonly ropeTheta: number;
-  readonly maxPositions: number;
-  readonly tieWordEmbeddings: boolean;
-}
+/** The peer runs the library's own config type, so the two models cannot drift apart in what they read. */
+export type TfjsLlamaConfig = LlamaConfig;
 
 interface LayerWeights {
   readonly inputNorm: TfCore.Tensor1D;

@@ -1,4 +1,5 @@
 import { ParallelError } from '../errors.js';
+import { copyRunsRef, transpose01Ref } from '../kernels/reference/transformer-ops.js';
 import { elementCount, formatShape, type Shape } from '../runtime/tensor.js';
 
 /** A range along one dim of a stored tensor: the part one device holds. */
@@ -59,18 +60,14 @@ export class MemoryWeights implements WeightReader {
 export function sliceOf(data: Float32Array, shape: Shape, slice: WeightSlice): Float32Array {
   const outer = elementCount(shape.slice(0, slice.dim));
   const inner = elementCount(shape.slice(slice.dim + 1));
-  const size = shape[slice.dim]!;
-  const out = new Float32Array(outer * slice.length * inner);
-  for (let o = 0; o < outer; o++) {
-    const from = (o * size + slice.start) * inner;
-    out.set(data.subarray(from, from + slice.length * inner), o * slice.length * inner);
-  }
+  const width = slice.length * inner;
+  const out = new Float32Array(outer * width);
+  const srcRow = shape[slice.dim]! * inner;
+  copyRunsRef(data, out, { outer, width, srcRow, srcAt: slice.start * inner, dstRow: width, dstAt: 0 });
   return out;
 }
 
 /** [rows, cols] -> [cols, rows] on the host: a Hugging Face [out, in] weight into this library's [in, out]. */
 export function transposeHost(data: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = data[r * cols + c]!;
-  return out;
+  return transpose01Ref(data, rows, cols, 1);
 }
