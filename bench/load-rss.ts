@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { LlamaModel } from '../src/models/llama/llama-model.js';
 import { DeviceGroup } from '../src/runtime/device-group.js';
 
@@ -7,7 +8,9 @@ import { DeviceGroup } from '../src/runtime/device-group.js';
  */
 const [dir, count] = process.argv.slice(2) as [string, string];
 const group = await DeviceGroup.open({ count: Number(count), backend: 'webgpu' });
-const peakKiB = () => process.resourceUsage().maxRSS;
+// VmHWM, not resourceUsage().maxRSS: Linux carries ru_maxrss over exec, so a child started by the bench
+// would report the bench's own peak until it passed it.
+const peakKiB = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
 const before = peakKiB();
 const model = await LlamaModel.load(group, dir, { plan: { tp: Number(count), pp: 1 } });
 const growth = (peakKiB() - before) * 1024;

@@ -1,39 +1,12 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cli, ensureBuilt, expectNoStack, root } from './support/cli.js';
 import { TEST_BACKEND, webGpuAvailable } from './support/devices.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const bin = join(root, 'bin/webgpu-parallel.js');
-const built = join(root, 'dist/src/cli/main.js');
 let dir = '';
-
-/** Builds dist when it is missing or older than a source file; a type error elsewhere still emits. */
-function ensureBuilt(): void {
-  const sources = readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) =>
-    f.endsWith('.ts'),
-  );
-  const newest = Math.max(...sources.map((f) => statSync(join(root, 'src', f)).mtimeMs));
-  if (existsSync(built) && statSync(built).mtimeMs >= newest) return;
-  try {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'pipe', timeout: 90_000 });
-  } catch (error) {
-    if (!existsSync(built)) throw error;
-  }
-}
-
-function cli(...args: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function expectNoStack(r: { stdout: string; stderr: string }): void {
-  expect(r.stdout).not.toContain('    at ');
-  expect(r.stderr).not.toContain('    at ');
-}
 
 beforeAll(() => {
   ensureBuilt();

@@ -13,8 +13,9 @@ import { progressBar } from './progress.js';
 
 /** "1,2,3" -> [1, 2, 3]; repeated flags collect one prompt each. */
 function idList(value: string, previous: number[][] = []): number[][] {
-  const ids = value.split(',').map((s) => Number(s.trim()));
-  if (ids.length === 0 || ids.some((n) => !Number.isSafeInteger(n) || n < 0)) {
+  const pieces = value.split(',').map((s) => s.trim());
+  const ids = pieces.map(Number);
+  if (pieces.some((s) => !/^\d+$/.test(s)) || ids.some((n) => !Number.isSafeInteger(n))) {
     throw new InvalidArgumentError(`'${value}' is not a comma-separated list of token ids (e.g. 1,2,3)`);
   }
   return [...previous, ids];

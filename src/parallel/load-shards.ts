@@ -2,12 +2,14 @@ import { DistributedTensor, Replicate, Shard, splitOffsets } from '../collective
 import { ParallelError } from '../errors.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import { formatShape, type Shape } from '../runtime/tensor.js';
-import { transposeHost, type WeightReader } from './weight-reader.js';
+import { ShardReader } from './shard-reader.js';
+import type { WeightReader } from './weight-reader.js';
 
 /**
  * Each device reads its own part of a stored parameter and uploads it: host memory while loading stays
  * near one shard. Hugging Face linear weights are [out, in]; the layers take [in, out], so a shard is
- * transposed on the host after its slice is read.
+ * transposed on the host after its slice is read. Slices are read into a ShardReader's reused buffers
+ * (upload copies), so a load leaves no garbage behind per tensor.
  */
 
 /** A run of consecutive rows (or columns) of a stored tensor. */
@@ -40,13 +42,12 @@ export function expectShape(reader: WeightReader, name: string, want: Shape): vo
   }
 }
 
-/** The rows of `spans`, read slice by slice and joined, as [rows, cols]. */
-function readRows(reader: WeightReader, name: string, spans: readonly Span[], cols: number): Float32Array {
-  if (spans.length === 1) return reader.readF32(name, { dim: 0, ...spans[0]! });
-  const out = new Float32Array(spans.reduce((n, s) => n + s.length, 0) * cols);
+/** The rows of `spans`, read slice by slice and joined, as [rows, cols] (in the reader's read buffer). */
+function readRows(reader: ShardReader, name: string, spans: readonly Span[], cols: number): Float32Array {
+  const out = reader.buffer('read', spans.reduce((n, s) => n + s.length, 0) * cols);
   let at = 0;
   for (const span of spans) {
-    out.set(reader.readF32(name, { dim: 0, ...span }), at);
+    reader.readF32(name, { dim: 0, ...span }, out.subarray(at, at + span.length * cols));
     at += span.length * cols;
   }
   return out;
@@ -57,17 +58,18 @@ function readRows(reader: WeightReader, name: string, spans: readonly Span[], co
  * and holds them as [in, rows], so the result is [in, Σ rows] sharded on dim 1.
  */
 export function loadColumnParallel(
-  reader: WeightReader,
+  source: WeightReader,
   name: string,
   group: DeviceGroup,
   spans: readonly (readonly Span[])[],
 ): DistributedTensor {
+  const reader = ShardReader.of(source);
   const [, inFeatures] = shapeOf(reader, name, 2) as [number, number];
   const sizes = spans.map((runs) => runs.reduce((n, s) => n + s.length, 0));
   const shards = group.devices.map((device, r) => {
     const rows = readRows(reader, name, spans[r]!, inFeatures);
     return device.upload(
-      transposeHost(rows, sizes[r]!, inFeatures),
+      reader.transposed(rows, sizes[r]!, inFeatures),
       [inFeatures, sizes[r]!],
       `${name}[${r}]`,
     );
@@ -90,17 +92,18 @@ export function spansOf(sizes: readonly number[], unit = 1): Span[][] {
  * holds them as [columns, out], so the result is [in, out] sharded on dim 0.
  */
 export function loadRowParallel(
-  reader: WeightReader,
+  source: WeightReader,
   name: string,
   group: DeviceGroup,
   sizes: readonly number[],
 ): DistributedTensor {
+  const reader = ShardReader.of(source);
   const [outFeatures, inFeatures] = shapeOf(reader, name, 2) as [number, number];
   const offsets = splitOffsets(sizes);
   const shards = group.devices.map((device, r) => {
-    const cols = reader.readF32(name, { dim: 1, start: offsets[r]!, length: sizes[r]! });
+    const cols = reader.readSlice(name, { dim: 1, start: offsets[r]!, length: sizes[r]! });
     return device.upload(
-      transposeHost(cols, outFeatures, sizes[r]!),
+      reader.transposed(cols, outFeatures, sizes[r]!),
       [sizes[r]!, outFeatures],
       `${name}[${r}]`,
     );
@@ -110,17 +113,18 @@ export function loadRowParallel(
 
 /** A stored tensor's rows split over the group as they are stored (a vocab-parallel embedding table). */
 export function loadRowShards(
-  reader: WeightReader,
+  source: WeightReader,
   name: string,
   group: DeviceGroup,
   sizes: readonly number[],
 ): DistributedTensor {
+  const reader = ShardReader.of(source);
   const shape = reader.info(name).shape;
   const offsets = splitOffsets(sizes);
   const shards = group.devices.map((device, r) => {
     const local = [sizes[r]!, ...shape.slice(1)];
     return device.upload(
-      reader.readF32(name, { dim: 0, start: offsets[r]!, length: sizes[r]! }),
+      reader.readSlice(name, { dim: 0, start: offsets[r]!, length: sizes[r]! }),
       local,
       `${name}[${r}]`,
     );
@@ -129,9 +133,10 @@ export function loadRowShards(
 }
 
 /** The whole tensor on every device of the group (norm weights). */
-export function loadReplicated(reader: WeightReader, name: string, group: DeviceGroup): DistributedTensor {
+export function loadReplicated(source: WeightReader, name: string, group: DeviceGroup): DistributedTensor {
+  const reader = ShardReader.of(source);
   const { shape } = reader.info(name);
-  const data = reader.readF32(name);
+  const data = reader.readSlice(name);
   const shards = group.devices.map((device, r) => device.upload(data, shape, `${name}[${r}]`));
   return new DistributedTensor(group, Replicate(), shape, shards);
 }

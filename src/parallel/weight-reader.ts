@@ -17,7 +17,29 @@ export interface WeightSlice {
 export interface WeightReader {
   has(name: string): boolean;
   info(name: string): { readonly shape: Shape };
-  readF32(name: string, slice?: WeightSlice): Float32Array;
+  /**
+   * The tensor (or `slice` of it) as f32. With `out` (exactly the slice's element count) the values land
+   * there and `out` is returned, so a loader can reuse one buffer for every slice.
+   */
+  readF32(name: string, slice?: WeightSlice, out?: Float32Array): Float32Array;
+}
+
+/** Elements of `slice` of a tensor of `shape` (all of it without a slice). */
+export function sliceLength(shape: Shape, slice?: WeightSlice): number {
+  if (!slice) return elementCount(shape);
+  return (elementCount(shape) / shape[slice.dim]!) * slice.length;
+}
+
+/** `out` when given and of the right length, else a new array; a wrong length is the caller's bug. */
+export function outputFor(name: string, count: number, out?: Float32Array): Float32Array {
+  if (!out) return new Float32Array(count);
+  if (out.length !== count) {
+    throw new ParallelError(
+      'SHAPE',
+      `weight '${name}': the slice has ${count} values, the buffer given for it ${out.length}`,
+    );
+  }
+  return out;
 }
 
 /** Parameters held in host memory (random weights for tests and benches; a state dict built by hand). */
@@ -48,26 +70,39 @@ export class MemoryWeights implements WeightReader {
     return { shape };
   }
 
-  readF32(name: string, slice?: WeightSlice): Float32Array {
+  readF32(name: string, slice?: WeightSlice, out?: Float32Array): Float32Array {
     const { shape } = this.info(name);
     const data = this.tensors[name]!;
-    if (!slice) return data;
-    return sliceOf(data, shape, slice);
+    if (!slice) {
+      if (!out) return data;
+      outputFor(name, data.length, out).set(data);
+      return out;
+    }
+    return sliceOf(data, shape, slice, outputFor(name, sliceLength(shape, slice), out));
   }
 }
 
-/** The elements of `slice` of a row-major tensor, copied out. */
-export function sliceOf(data: Float32Array, shape: Shape, slice: WeightSlice): Float32Array {
+/** The elements of `slice` of a row-major tensor, copied out (into `out` when given). */
+export function sliceOf(
+  data: Float32Array,
+  shape: Shape,
+  slice: WeightSlice,
+  out: Float32Array = new Float32Array(sliceLength(shape, slice)),
+): Float32Array {
   const outer = elementCount(shape.slice(0, slice.dim));
   const inner = elementCount(shape.slice(slice.dim + 1));
   const width = slice.length * inner;
-  const out = new Float32Array(outer * width);
   const srcRow = shape[slice.dim]! * inner;
   copyRunsRef(data, out, { outer, width, srcRow, srcAt: slice.start * inner, dstRow: width, dstAt: 0 });
   return out;
 }
 
 /** [rows, cols] -> [cols, rows] on the host: a Hugging Face [out, in] weight into this library's [in, out]. */
-export function transposeHost(data: Float32Array, rows: number, cols: number): Float32Array {
-  return transpose01Ref(data, rows, cols, 1);
+export function transposeHost(
+  data: Float32Array,
+  rows: number,
+  cols: number,
+  out?: Float32Array,
+): Float32Array {
+  return transpose01Ref(data, rows, cols, 1, out);
 }

@@ -98,8 +98,13 @@ export function causalSoftmaxRef(x: Float32Array, d: CausalSoftmaxDims): Float32
   return out;
 }
 
-export function transpose01Ref(x: Float32Array, a: number, b: number, c: number): Float32Array {
-  const out = new Float32Array(x.length);
+export function transpose01Ref(
+  x: Float32Array,
+  a: number,
+  b: number,
+  c: number,
+  out: Float32Array = new Float32Array(x.length),
+): Float32Array {
   for (let i = 0; i < a; i++) {
     for (let j = 0; j < b; j++) out.set(x.subarray((i * b + j) * c, (i * b + j + 1) * c), (j * a + i) * c);
   }
@@ -132,6 +137,32 @@ export function argmaxRef(
     values[r] = x[r * cols + best]!;
   }
   return { indices, values };
+}
+
+/**
+ * Per row of logits [rows, experts]: the k largest (ties to the lower expert) and a softmax over them in
+ * float64, which is Mixtral's softmax over all experts renormalised over the chosen k.
+ */
+export function routerTopKRef(
+  logits: Float32Array,
+  rows: number,
+  experts: number,
+  k: number,
+): { indices: Uint32Array; weights: Float32Array } {
+  const indices = new Uint32Array(rows * k);
+  const weights = new Float32Array(rows * k);
+  for (let r = 0; r < rows; r++) {
+    const row = logits.subarray(r * experts, (r + 1) * experts);
+    const order = Array.from({ length: experts }, (_, e) => e).sort((a, b) => row[b]! - row[a]! || a - b);
+    const chosen = order.slice(0, k);
+    const exps = chosen.map((e) => Math.exp(row[e]! - row[chosen[0]!]!));
+    const total = exps.reduce((a, b) => a + b, 0);
+    chosen.forEach((e, j) => {
+      indices[r * k + j] = e;
+      weights[r * k + j] = exps[j]! / total;
+    });
+  }
+  return { indices, weights };
 }
 
 export function writeCacheRef(

@@ -126,8 +126,8 @@ export class Checkpoint implements WeightReader {
     return this.fileOf(name).info(name);
   }
 
-  readF32(name: string, slice?: WeightSlice): Float32Array {
-    return this.fileOf(name).readF32(name, slice);
+  readF32(name: string, slice?: WeightSlice, out?: Float32Array): Float32Array {
+    return this.fileOf(name).readF32(name, slice, out);
   }
 
   close(): void {

@@ -1,7 +1,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { ParallelError } from '../../errors.js';
-import type { WeightSlice } from '../../parallel/weight-reader.js';
+import { outputFor, type WeightSlice } from '../../parallel/weight-reader.js';
 import { closeNamesHint } from './close-names.js';
 import {
   checkpointError,
@@ -86,7 +86,7 @@ export class SafetensorsFile {
    * The tensor, or the part `slice` picks along one dim, as f32 (F16 and BF16 widened exactly). A slice
    * along dim d of shape [..outer, size, ..inner] is `outer` runs of `length * inner` elements.
    */
-  readF32(name: string, slice?: WeightSlice): Float32Array {
+  readF32(name: string, slice?: WeightSlice, into?: Float32Array): Float32Array {
     const fd = this.openFd(name);
     const entry = this.entry(name);
     if (!FLOAT_DTYPES.includes(entry.dtype)) {
@@ -106,7 +106,7 @@ export class SafetensorsFile {
     const es = DTYPE_BYTES[entry.dtype];
     const run = length * inner;
     const stride = size * inner;
-    const out = new Float32Array(outer * run);
+    const out = outputFor(name, outer * run, into);
     const base = this.dataStart + entry.begin;
     if (out.length === 0) return out;
     if (outer === 1 || length === size) {
