@@ -1,6 +1,7 @@
 import {
   allGather,
   allReduce,
+  allToAll,
   broadcast,
   CollectiveContext,
   type DistributedTensor,
@@ -28,11 +29,15 @@ const QUICK_SIZES = [4 * KiB, 256 * KiB, 16 * MiB];
 function busFactor(name: string, n: number): number {
   if (name.startsWith('all_reduce')) return (2 * (n - 1)) / n;
   if (name === 'all_gather' || name === 'reduce_scatter') return (n - 1) / n;
+  // nccl-tests' alltoall: each rank keeps 1/n of its buffer and sends the other (n-1)/n.
+  if (name === 'all_to_all') return (n - 1) / n;
   return 1;
 }
 
 interface Case {
   readonly name: string;
+  /** The sizes this case runs at, in place of the sweep's (unless the caller asks for sizes). */
+  readonly sizes?: readonly number[];
   /** Sets up inputs and reused outputs for `bytes` (nccl-tests' size: the buffer, or a gather's whole output). */
   setup(group: DeviceGroup, bytes: number): Op;
 }
@@ -120,6 +125,32 @@ function cases(ctx: CollectiveContext): Case[] {
           run: () => allGather(ctx, input, group, { out }),
           check: () => countWrong(out.shards, (_, i) => owner(i)),
           free: () => freeAll(input, out),
+        };
+      },
+    },
+    {
+      name: 'all_to_all',
+      // nccl-tests' alltoall size: each rank's whole send buffer (= its receive buffer), 1/n of it for
+      // every rank, its own included; even counts, a remainder of fewer than n elements dropped, as there.
+      sizes: [MiB, 16 * MiB],
+      setup(group, bytes) {
+        const n = group.size;
+        const per = Math.floor(bytes / 4 / n);
+        const counts = group.devices.map(() => new Array<number>(n).fill(per));
+        // Rows of one element; source r's block for destination j holds r·n + j + 1.
+        const inputs = group.devices.map((d, r) =>
+          d.upload(
+            Float32Array.from({ length: n * per }, (_, i) => r * n + Math.floor(i / per) + 1),
+            [n * per],
+            `send${r}`,
+          ),
+        );
+        const out = group.devices.map((d) => d.upload(filled(n * per, 0), [n * per], 'recv'));
+        return {
+          run: () => allToAll(ctx, inputs, counts, group, { out }),
+          // Destination j's block from source r.
+          check: () => countWrong(out, (j, i) => Math.floor(i / per) * n + j + 1),
+          free: () => freeAll(...inputs, ...out),
         };
       },
     },
@@ -264,7 +295,7 @@ export async function runCollectiveBench(
       const ctx = new CollectiveContext();
       try {
         for (const c of cases(ctx).filter((k) => !options.names || options.names.includes(k.name))) {
-          for (const bytes of sizes) {
+          for (const bytes of options.sizes ?? c.sizes ?? sizes) {
             const key = `${c.name}/${count}/${bytes}`;
             const figure = figures.get(key) ?? {
               name: c.name,

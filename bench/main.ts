@@ -4,6 +4,7 @@ import type { GpuDevice } from '../src/runtime/webgpu/gpu-device.js';
 import { runCollectiveBench } from './collectives.js';
 import { benchDispatch, benchMatmulVariants, gflops, matmulShapes } from './matmul.js';
 import { runModelBench } from './model.js';
+import { runMoeBench } from './moe.js';
 import { benchOurGpuJsMatmul, gpujsPeerMatmul } from './peers/gpujs-matmul.js';
 import { runPipelineBench } from './pipeline.js';
 import type { BenchRecord } from './record.js';
@@ -23,8 +24,8 @@ const program = new Command('bench')
   .option('--quick', 'fewer and smaller sizes')
   .option(
     '--suites <list>',
-    'comma-separated: matmul,collective,pipeline,model',
-    'matmul,collective,pipeline,model',
+    'comma-separated: matmul,collective,pipeline,model,moe',
+    'matmul,collective,pipeline,model,moe',
   )
   .option('--runs <n>', 'timed runs per figure (median reported)', (v) => Math.max(5, Number(v)), 5)
   .option('--no-peers', 'skip the gpu.js peers')
@@ -96,4 +97,5 @@ if (suites.has('collective')) {
 }
 if (suites.has('pipeline')) await runPipelineBench(sink, { quick: options.quick });
 if (suites.has('model')) await runModelBench(sink, { quick: options.quick });
+if (suites.has('moe')) await runMoeBench(sink, { quick: options.quick });
 if (!options.json) process.stdout.write(formatTable(records));

@@ -14,6 +14,7 @@ export type {
   Kernels,
   MatmulOptions,
   RopeOptions,
+  RouterTopKResult,
 } from './kernels/kernels.js';
 export * as reference from './kernels/reference/reference-ops.js';
 export * as transformerReference from './kernels/reference/transformer-ops.js';

@@ -193,4 +193,41 @@ describe.skipIf(!(await webGpuAvailable()))(`webgpu-parallel generate on ${TEST_
     expect(r.stdout).not.toContain('prompt 0:');
     expectNoStack(r);
   });
+
+  it('runs a Mixtral checkpoint with --ep 3, names the most loaded device and expert, and reports busy time', () => {
+    const mixtral = join(dir, 'mixtral');
+    expect(cli('make-model', '--preset', 'mixtral-tiny', '--out', mixtral, '--seed', '5').status).toBe(0);
+    const config = preset('mixtral-tiny');
+    const prompt = [4, 8, 15, 16, 23, 42];
+    const want = llamaReferenceGreedy(config, randomLlamaWeights(config, 5), prompt, 4);
+    const base = ['generate', mixtral, '--prompt-ids', prompt.join(','), '--max-new-tokens', '4'];
+    const json = cli(...base, '--ep', '3', '--backend', TEST_BACKEND, '--json');
+    expect(json.status).toBe(0);
+    const out = JSON.parse(json.stdout) as {
+      tokens: number[][];
+      plan: string;
+      experts: { stages: { perExpert: number[]; busiestGroup: { devices: string[]; rows: number } }[] };
+    };
+    expect(out.tokens).toEqual([want]);
+    expect(out.plan).toBe('[0,1,2] layers 0-1 ep 3');
+    // Every token of every step goes to 2 experts in each of the 2 layers.
+    const routed = out.experts.stages[0]!.perExpert.reduce((a, b) => a + b, 0);
+    expect(routed).toBe((prompt.length + 3) * 2 * 2);
+    const text = cli(...base, '--tp', '4', '--ep', '2', '--backend', TEST_BACKEND, '--profile');
+    expect(text.status).toBe(0);
+    expect(text.stdout).toContain(`prompt 0: ${prompt.join(' ')} -> ${want.join(' ')}`);
+    expect(text.stdout).toMatch(/most loaded: \[\w+:\d, \w+:\d\] with \d+ rows; expert \d with \d+ tokens/);
+    expect(text.stdout).toMatch(new RegExp(`${TEST_BACKEND}:3: parameters .*, busy [\\d.]+ ms`));
+  });
+
+  it('refuses an --ep that does not divide --tp, and a capacity factor that is not a number', () => {
+    const r = cli('generate', join(dir, 'mixtral'), '--prompt-ids', '1', '--tp', '3', '--ep', '2');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('expert-parallel size 2 does not divide the 3 devices of a stage');
+    expectNoStack(r);
+    const c = cli('generate', join(dir, 'mixtral'), '--prompt-ids', '1', '--capacity-factor', 'lots');
+    expect(c.status).toBe(1);
+    expect(c.stderr).toContain("'lots' is not a number above zero");
+    expectNoStack(c);
+  });
 });

@@ -7,8 +7,10 @@ import {
   TfjsLlama,
   type TfjsLlamaConfig,
 } from '../bench/peers/tfjs-llama.js';
+import { preset, randomLlamaWeights } from '../src/models/presets.js';
 import { makeRandom } from '../src/random.js';
 import { TEST_BACKEND, webGpuAvailable } from './support/devices.js';
+import { llamaReferenceGreedy, llamaReferenceLogits } from './support/llama-reference.js';
 
 const config: TfjsLlamaConfig = {
   vocabSize: 96,
@@ -151,6 +153,28 @@ const weights = makeWeights(config, 1234);
 const prompt = Array.from({ length: 12 }, (_, i) => (i * 37 + 5) % config.vocabSize);
 const expected = referenceLogits(config, weights, prompt);
 
+/** Mixtral: 'mixtral-tiny' with random weights at trained scales, against the shared float64 reference. */
+const moeConfig = preset('mixtral-tiny');
+const moeWeights = randomLlamaWeights(moeConfig, 1234);
+/** Per token and layer, the gap between the k-th and (k+1)-th router probability (float64). */
+const routingMargins: number[] = [];
+const moeExpected = llamaReferenceLogits(moeConfig, moeWeights, prompt, {
+  onMoe: (_, __, moe) => {
+    const E = moeConfig.numExperts!;
+    const k = moeConfig.expertsPerToken!;
+    for (let t = 0; t < prompt.length; t++) {
+      const row = Array.from(moe.logits.subarray(t * E, (t + 1) * E));
+      const max = Math.max(...row);
+      const exps = row.map((l) => Math.exp(l - max));
+      const total = exps.reduce((a, b) => a + b, 0);
+      const probs = exps.map((e) => e / total).sort((a, b) => b - a);
+      routingMargins.push(probs[k - 1]! - probs[k]!);
+    }
+  },
+});
+const MOE_NEW_TOKENS = 6;
+const moeGreedy = llamaReferenceGreedy(moeConfig, moeWeights, prompt, MOE_NEW_TOKENS);
+
 // Under the gpu.js test pass webGpuAvailable answers true without asking Dawn; tfjs-webgpu needs Dawn.
 const runWebGpu = TEST_BACKEND === 'webgpu' && (await webGpuAvailable());
 
@@ -205,6 +229,42 @@ for (const backend of ['cpu', 'webgpu'] as const) {
       // A fresh prefill starts over.
       expect(await model.prefill(prompt)).toBe(argmaxRow(expected, prompt.length - 1, config.vocabSize));
       model.reset();
+    });
+
+    it('runs Mixtral to the float64 reference on the logits of a causal sequence', async () => {
+      // The comparison means something only if float32 routing picks the experts float64 does: no
+      // near-tie at the k-th place.
+      expect(routingMargins).toHaveLength(prompt.length * moeConfig.numLayers);
+      expect(Math.min(...routingMargins)).toBeGreaterThan(1e-4);
+      const moe = new TfjsLlama(tf, moeConfig, moeWeights);
+      try {
+        const logits = await moe.forward(prompt);
+        expect(logits.length).toBe(prompt.length * moeConfig.vocabSize);
+        const scale = moeExpected.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+        let worst = 0;
+        for (let i = 0; i < moeExpected.length; i++) {
+          worst = Math.max(worst, Math.abs(logits[i]! - moeExpected[i]!));
+        }
+        expect(worst / scale).toBeLessThan(tolerance[backend]);
+      } finally {
+        moe.dispose();
+      }
+    });
+
+    it('decodes Mixtral with its KV cache to the greedy ids of the reference, at a constant tensor count', async () => {
+      const moe = new TfjsLlama(tf, moeConfig, moeWeights);
+      try {
+        const ids = [await moe.prefill(prompt)];
+        const counts: number[] = [];
+        while (ids.length < MOE_NEW_TOKENS) {
+          ids.push(await moe.decodeStep(ids.at(-1)!));
+          counts.push(tf.memory().numTensors);
+        }
+        expect(ids).toEqual(moeGreedy);
+        expect(new Set(counts).size).toBe(1);
+      } finally {
+        moe.dispose();
+      }
     });
 
     it('reads the output projection from the embedding when the two are tied', async () => {

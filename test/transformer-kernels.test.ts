@@ -6,6 +6,7 @@ import {
   mulRef,
   rmsNormRef,
   ropeRef,
+  routerTopKRef,
   siluRef,
   swigluRef,
   transpose01Ref,
@@ -218,6 +219,48 @@ describe.skipIf(!available)(`transformer kernels on ${TEST_BACKEND}`, () => {
       expect(Array.from(await out.indices.read())).toEqual(Array.from(want.indices));
       expectClose(await out.values.read(), want.values, EXACT);
     }
+  });
+
+  it('routerTopK: the k largest logits in order, ties to the lower expert, weights renormalised', async () => {
+    // Hand case: row 0 has a tie between experts 1 and 3 (both 2.0); row 1 is all equal.
+    const hand = await device().kernels.routerTopK(
+      up(new Float32Array([0, 2, -1, 2, 1, 5, 5, 5, 5, 5]), [2, 5]),
+      2,
+    );
+    expect(Array.from(await hand.indices.read())).toEqual([1, 3, 0, 1]);
+    expectClose(await hand.weights.read(), new Float32Array([0.5, 0.5, 0.5, 0.5]), ELEMENTWISE);
+    const wide = await device().kernels.routerTopK(up(new Float32Array([0, Math.log(3), 9, 1]), [1, 4]), 3);
+    // exp(9), exp(ln 3), exp(1) renormalised.
+    const z = Math.exp(9) + 3 + Math.E;
+    expect(Array.from(await wide.indices.read())).toEqual([2, 1, 3]);
+    expectClose(
+      await wide.weights.read(),
+      new Float32Array([Math.exp(9) / z, 3 / z, Math.E / z]),
+      ELEMENTWISE,
+    );
+    for (const [rows, experts, k] of [
+      [1, 1, 1],
+      [7, 8, 2],
+      [65, 3, 3],
+      [1000, 8, 2],
+      [70_000, 4, 1],
+      [33, 64, 6],
+    ] as const) {
+      // Quarter steps make ties common.
+      const x = randomArray(rows * experts, rows + experts).map((v) => Math.round(v * 8) / 4);
+      const out = await device().kernels.routerTopK(up(x, [rows, experts]), k);
+      const want = routerTopKRef(x, rows, experts, k);
+      expect(out.indices.dtype).toBe('u32');
+      expect(out.indices.shape).toEqual([rows, k]);
+      expect(Array.from(await out.indices.read())).toEqual(Array.from(want.indices));
+      expectClose(await out.weights.read(), want.weights, ELEMENTWISE);
+    }
+  });
+
+  it('routerTopK refuses a k of 0 or above the number of experts', async () => {
+    const x = up(new Float32Array(6), [2, 3]);
+    await expect(device().kernels.routerTopK(x, 4)).rejects.toThrow(/k must be an integer from 1 to the 3/);
+    await expect(device().kernels.routerTopK(x, 0)).rejects.toThrow(/k must be/);
   });
 
   it('writeCache appends tokens at a position, in place, leaving the rest', async () => {

@@ -6,7 +6,8 @@ import type { LlamaConfig } from '../../src/models/llama-config.js';
  * tfjs-backend-webgpu (Dawn's node bindings, the same driver ours uses) or tfjs-backend-cpu. Weights are
  * uploaded once, pre-transposed to [in, out] (q/k/v fused into one matrix, gate/up into another), so a
  * forward pass is plain matMuls; every pass runs inside tf.tidy, and the KV cache is the only state kept
- * between calls (2 tensors a layer), so the tensor count stays constant across decode steps.
+ * between calls (2 tensors a layer), so the tensor count stays constant across decode steps. A config with
+ * numExperts is Mixtral: each layer's feed-forward is the sparse MoE block (see TfjsLlama.moe).
  */
 
 export type Tf = typeof TfCore;
@@ -70,10 +71,12 @@ interface LayerWeights {
   /** [heads * hd, H] */
   readonly o: TfCore.Tensor2D;
   readonly postNorm: TfCore.Tensor1D;
-  /** [H, 2 I]: gate then up. */
+  /** [H, 2 I]: gate then up. Mixtral: [H, 2 E I], every expert's w1 (expert-major), then every w3. */
   readonly gateUp: TfCore.Tensor2D;
-  /** [I, H] */
+  /** [I, H]. Mixtral: [E I, H], the experts' w2ᵀ stacked along rows. */
   readonly down: TfCore.Tensor2D;
+  /** Mixtral's router, [H, E]. */
+  readonly router?: TfCore.Tensor2D;
 }
 
 interface LayerCache {
@@ -117,6 +120,13 @@ export class TfjsLlama {
     const { vocabSize: V, hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: hd } = config;
     if (numHeads % numKvHeads !== 0) throw new Error(`numHeads ${numHeads} is not a multiple of numKvHeads`);
     if (hd % 2 !== 0) throw new Error(`headDim ${hd} must be even for RoPE`);
+    const E = config.numExperts;
+    const k = config.expertsPerToken;
+    if ((E === undefined) !== (k === undefined))
+      throw new Error('Mixtral needs numExperts and expertsPerToken');
+    if (E !== undefined && k !== undefined && !(Number.isInteger(k) && k >= 1 && k <= E)) {
+      throw new Error(`expertsPerToken ${k} is not in 1..numExperts ${E}`);
+    }
     const get = (name: string, length: number): Float32Array => {
       const w = weights[name];
       if (!w) throw new Error(`missing weight ${name}`);
@@ -140,8 +150,37 @@ export class TfjsLlama {
     const headName = config.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
     this.lmHead = transposed([{ name: headName, out: V }], H);
     this.finalNorm = tf.tensor1d(get('model.norm.weight', H));
+    /** The experts' w2 [H, I] each, uploaded as one [E I, H]: expert e's w2ᵀ in rows e I... */
+    const stackedDown = (prefix: string, experts: number): TfCore.Tensor2D => {
+      const data = new Float32Array(experts * I * H);
+      for (let e = 0; e < experts; e++) {
+        const w2 = get(`${prefix}.experts.${e}.w2.weight`, H * I);
+        transposeInto(w2, H, I, data.subarray(e * I * H), H, 0);
+      }
+      return tf.tensor2d(data, [experts * I, H]);
+    };
     for (let l = 0; l < config.numLayers; l++) {
       const p = `model.layers.${l}`;
+      const moe = `${p}.block_sparse_moe`;
+      const expertParts = (w: string) =>
+        Array.from({ length: E ?? 0 }, (_, e) => ({ name: `${moe}.experts.${e}.${w}.weight`, out: I }));
+      const ffn =
+        E === undefined
+          ? {
+              gateUp: transposed(
+                [
+                  { name: `${p}.mlp.gate_proj.weight`, out: I },
+                  { name: `${p}.mlp.up_proj.weight`, out: I },
+                ],
+                H,
+              ),
+              down: transposed([{ name: `${p}.mlp.down_proj.weight`, out: H }], I),
+            }
+          : {
+              router: transposed([{ name: `${moe}.gate.weight`, out: E }], H),
+              gateUp: transposed([...expertParts('w1'), ...expertParts('w3')], H),
+              down: stackedDown(moe, E),
+            };
       this.layers.push({
         inputNorm: tf.tensor1d(get(`${p}.input_layernorm.weight`, H)),
         qkv: transposed(
@@ -154,14 +193,7 @@ export class TfjsLlama {
         ),
         o: transposed([{ name: `${p}.self_attn.o_proj.weight`, out: H }], numHeads * hd),
         postNorm: tf.tensor1d(get(`${p}.post_attention_layernorm.weight`, H)),
-        gateUp: transposed(
-          [
-            { name: `${p}.mlp.gate_proj.weight`, out: I },
-            { name: `${p}.mlp.up_proj.weight`, out: I },
-          ],
-          H,
-        ),
-        down: transposed([{ name: `${p}.mlp.down_proj.weight`, out: H }], I),
+        ...ffn,
       });
     }
 
@@ -219,7 +251,10 @@ export class TfjsLlama {
     this.disposed = true;
     this.reset();
     const tensors: TfCore.Tensor[] = [this.embed, this.lmHead, this.finalNorm, this.cos, this.sin];
-    for (const l of this.layers) tensors.push(l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down);
+    for (const l of this.layers) {
+      tensors.push(l.inputNorm, l.qkv, l.o, l.postNorm, l.gateUp, l.down);
+      if (l.router) tensors.push(l.router);
+    }
     this.tf.dispose(tensors);
     this.layers.length = 0;
   }
@@ -271,6 +306,43 @@ export class TfjsLlama {
     const [first, second] = tf.split(x, 2, 2);
     const rotated = tf.concat([tf.neg(second!), first!], 2);
     return tf.add(tf.mul(x, cos), tf.mul(rotated, sin));
+  }
+
+  /** down(silu(gate h) · up h), h [T, H]. */
+  private mlp(h: TfCore.Tensor2D, layer: LayerWeights): TfCore.Tensor2D {
+    const tf = this.tf;
+    const [gate, up] = tf.split(tf.matMul(h, layer.gateUp), 2, 1);
+    const act = tf.mul(tf.mul(gate!, tf.sigmoid(gate!)), up!);
+    return tf.matMul(act, layer.down);
+  }
+
+  /**
+   * Mixtral's sparse MoE block on h [T, H], as Hugging Face's MixtralSparseMoeBlock: softmax over the
+   * router logits, tf.topk (ties to the lower expert on both backends), the k weights renormalised.
+   *
+   * Every expert then runs densely on every token, weighted by a [T, E] combine matrix that is zero for the
+   * experts a token was not routed to: one matMul for all experts' w1 and w3, one for all w2 (the weighted
+   * activations [T, E I] times the stacked [E I, H] sums over experts). That costs E/k times the FLOPs of
+   * running only the chosen experts, but at these sizes tfjs is bound by kernel launches and syncs, not
+   * FLOPs, and routing tokens per expert (tf.whereAsync / tf.booleanMaskAsync, then tf.gather) means a
+   * data-dependent shape: a read back to the host per layer and step, outside tf.tidy, and 2 E small
+   * matMuls instead of 2. This is the faster choice for a tfjs user at small sizes; at Mixtral's real sizes
+   * the gather would win.
+   */
+  private moe(h: TfCore.Tensor2D, layer: LayerWeights, router: TfCore.Tensor2D): TfCore.Tensor2D {
+    const tf = this.tf;
+    const { intermediateSize: I } = this.config;
+    const E = this.config.numExperts!;
+    const k = this.config.expertsPerToken!;
+    const T = h.shape[0];
+    const probs = tf.softmax(tf.matMul(h, router), -1); // [T, E]
+    const { values, indices } = tf.topk(probs, k); // [T, k], largest first
+    const chosen = tf.div(values, tf.sum(values, -1, true));
+    const combine = tf.sum(tf.mul(tf.oneHot(indices, E, 1, 0, 'float32'), tf.expandDims(chosen, 2)), 1);
+    const [gate, up] = tf.split(tf.matMul(h, layer.gateUp), 2, 1); // [T, E I] each
+    const act = tf.mul(tf.mul(gate!, tf.sigmoid(gate!)), up!);
+    const weighted = tf.mul(tf.reshape(act, [T, E, I]), tf.reshape(combine, [T, E, 1]));
+    return tf.matMul(tf.reshape(weighted, [T, E * I]), layer.down);
   }
 
   /**
@@ -325,9 +397,10 @@ export class TfjsLlama {
       x = tf.add(x, tf.matMul(merged, layer.o)) as TfCore.Tensor2D;
 
       const h2 = this.rmsNorm(x, layer.postNorm);
-      const [gate, up] = tf.split(tf.matMul(h2, layer.gateUp), 2, 1);
-      const act = tf.mul(tf.mul(gate!, tf.sigmoid(gate!)), up!);
-      x = tf.add(x, tf.matMul(act, layer.down)) as TfCore.Tensor2D;
+      x = tf.add(
+        x,
+        layer.router ? this.moe(h2, layer, layer.router) : this.mlp(h2, layer),
+      ) as TfCore.Tensor2D;
     });
     const rows: TfCore.Tensor2D = lastOnly && T > 1 ? tf.slice(x, [T - 1, 0], [1, H]) : x;
     const logits = tf.matMul(this.rmsNorm(rows, this.finalNorm), this.lmHead) as TfCore.Tensor2D;

@@ -5,10 +5,12 @@ import { generate } from '../models/generate.js';
 import { LlamaModel } from '../models/llama/llama-model.js';
 import { preset, presetNames, writeRandomCheckpoint } from '../models/presets.js';
 import { describePlan, type ShardingPlan } from '../models/sharding-plan.js';
+import type { ExpertLoadSummary } from '../parallel/expert-load.js';
 import { type BackendChoice, DeviceGroup } from '../runtime/device-group.js';
+import { unionMs } from '../strategy/measure.js';
 import { parseBytes } from './bytes.js';
 import { readText } from './files.js';
-import { positiveInt } from './options.js';
+import { positiveInt, positiveNumber } from './options.js';
 import { progressBar } from './progress.js';
 
 /** "1,2,3" -> [1, 2, 3]; repeated flags collect one prompt each. */
@@ -34,12 +36,15 @@ interface GenerateFlags {
   maxNewTokens: number;
   stopIds?: number[][];
   devices?: number;
-  tp: number;
+  tp?: number;
   pp: number;
+  ep: number;
+  capacityFactor?: number;
   plan?: string;
   microbatches?: number;
   backend: BackendChoice;
   memoryCap?: number;
+  profile?: boolean;
   json?: boolean;
 }
 
@@ -85,20 +90,33 @@ export function addModelCommands(program: Command): void {
     .option('--max-new-tokens <n>', 'tokens to generate per prompt', positiveInt, 16)
     .option('--stop-ids <ids>', 'ids that end a sequence, e.g. 2', idList)
     .option('--devices <n>', 'devices to open (default: tp x pp)', positiveInt)
-    .option('--tp <n>', 'tensor-parallel size of every stage', positiveInt, 1)
+    .option('--tp <n>', 'devices of every stage, tensor-parallel (default: --ep, else 1)', positiveInt)
     .option('--pp <n>', 'pipeline stages (layers split evenly)', positiveInt, 1)
+    .option(
+      '--ep <n>',
+      'Mixtral: expert groups per stage (divides --tp; each expert over --tp / --ep devices)',
+      positiveInt,
+      1,
+    )
+    .option(
+      '--capacity-factor <f>',
+      'Mixtral: each expert takes at most ceil(f · tokens · k / experts) per forward (default: dropless)',
+      positiveNumber,
+    )
     .option('--plan <file>', 'a JSON sharding plan: {"stages": [{"devices": [0, 1], "layers": 2}, ...]}')
     .option('--microbatches <n>', 'microbatches per pipeline step', positiveInt)
     .option('--backend <name>', 'webgpu, gpujs, cpu or auto', 'auto')
     .option('--memory-cap <bytes>', 'memory budget per device (e.g. 64MiB)', parseBytes)
+    .option('--profile', "record every kernel and report each device's busy time (slows the run a little)")
     .option('--json', 'print JSON')
     .action(async (dir: string, flags: GenerateFlags) => {
-      const plan: ShardingPlan | { tp: number; pp: number } = flags.plan
+      const tp = flags.tp ?? flags.ep;
+      const plan: ShardingPlan | { tp: number; pp: number; ep: number } = flags.plan
         ? readPlan(flags.plan)
-        : { tp: flags.tp, pp: flags.pp };
+        : { tp, pp: flags.pp, ep: flags.ep };
       const count =
         flags.devices ??
-        ('stages' in plan ? Math.max(...plan.stages.flatMap((s) => s.devices)) + 1 : flags.tp * flags.pp);
+        ('stages' in plan ? Math.max(...plan.stages.flatMap((s) => s.devices)) + 1 : tp * flags.pp);
       const group = await DeviceGroup.open({
         count,
         backend: flags.backend,
@@ -107,9 +125,10 @@ export function addModelCommands(program: Command): void {
       const bar = flags.json ? null : progressBar('generate', 'tokens');
       try {
         const loadStart = performance.now();
-        using model = await LlamaModel.load(group, dir, { plan });
+        using model = await LlamaModel.load(group, dir, { plan, capacityFactor: flags.capacityFactor });
         const loadMs = performance.now() - loadStart;
         const paramBytes = group.devices.map((d) => d.ledger.usedBytes);
+        for (const d of group.devices) d.enableProfiling(flags.profile ?? false);
         const result = await generate(model, flags.promptIds!, {
           maxNewTokens: flags.maxNewTokens,
           stopIds: flags.stopIds?.flat(),
@@ -117,11 +136,13 @@ export function addModelCommands(program: Command): void {
           onStep: (done, total) => bar?.update(done, total),
         });
         bar?.stop();
+        const spans = flags.profile ? await Promise.all(group.devices.map((d) => d.takeSpans())) : null;
         const memory = group.devices.map((d, i) => ({
           device: d.name,
           parameterBytes: paramBytes[i]!,
           kvCacheBytes: result.kvCacheBytes.get(d.id) ?? 0,
           peakBytes: d.ledger.peakBytes,
+          busyMs: spans ? unionMs(spans[i]!) : null,
         }));
         const summary = {
           model: dir,
@@ -134,6 +155,7 @@ export function addModelCommands(program: Command): void {
           prefill: result.prefill,
           decode: result.decode,
           memory,
+          experts: model.expertLoad?.summary() ?? null,
         };
         if (flags.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
         else process.stdout.write(formatGeneration(summary));
@@ -179,7 +201,14 @@ function formatGeneration(s: {
   tokens: number[][];
   prefill: { tokens: number; ms: number; tokensPerSecond: number };
   decode: { tokens: number; ms: number; tokensPerSecond: number };
-  memory: { device: string; parameterBytes: number; kvCacheBytes: number; peakBytes: number }[];
+  memory: {
+    device: string;
+    parameterBytes: number;
+    kvCacheBytes: number;
+    peakBytes: number;
+    busyMs: number | null;
+  }[];
+  experts: ExpertLoadSummary | null;
 }): string {
   const lines = [
     `model: ${s.model} on ${s.backend} (${s.adapter}), loaded in ${s.loadMs.toFixed(0)} ms`,
@@ -190,8 +219,33 @@ function formatGeneration(s: {
     'memory per device:',
     ...s.memory.map(
       (m) =>
-        `  ${m.device}: parameters ${formatBytes(m.parameterBytes)}, KV cache ${formatBytes(m.kvCacheBytes)}, peak ${formatBytes(m.peakBytes)}`,
+        `  ${m.device}: parameters ${formatBytes(m.parameterBytes)}, KV cache ${formatBytes(m.kvCacheBytes)}, peak ${formatBytes(m.peakBytes)}${m.busyMs === null ? '' : `, busy ${m.busyMs.toFixed(1)} ms`}`,
     ),
+    ...(s.experts ? formatExpertLoad(s.experts) : []),
   ];
   return `${lines.join('\n')}\n`;
+}
+
+/** The measured expert balance: per stage the load, the busiest group and expert, and moves that help. */
+function formatExpertLoad(load: ExpertLoadSummary): string[] {
+  const lines = [
+    `experts: ${load.steps} layer forwards; all_to_all moved ${formatBytes(load.allToAllBytes)} through the host in ${load.allToAllMs.toFixed(1)} ms`,
+  ];
+  for (const st of load.stages) {
+    const dropped = st.dropped.reduce((a, b) => a + b, 0);
+    lines.push(
+      `  stage ${st.stage}: tokens per expert ${st.perExpert.join(' ')}; per expert group ${st.perGroup.join(' ')}${dropped ? `; dropped ${st.dropped.join(' ')}` : ''}`,
+      `  most loaded: [${st.busiestGroup.devices.join(', ')}] with ${st.busiestGroup.rows} rows; expert ${st.busiestExpert.expert} with ${st.busiestExpert.tokens} tokens`,
+    );
+    if (st.moves.length === 0) lines.push('  balance: no move of a whole expert lowers the busiest group');
+    for (const m of st.moves) {
+      lines.push(`  suggestion: move expert ${m.expert} from group ${m.fromGroup} to group ${m.toGroup}`);
+    }
+    if (st.moves.length > 0) {
+      lines.push(
+        `  (the busiest group's rows would fall from ${st.busiestGroup.rows} to ${st.maxGroupRowsAfter})`,
+      );
+    }
+  }
+  return lines;
 }

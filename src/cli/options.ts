@@ -7,3 +7,12 @@ export function positiveInt(value: string): number {
     throw new InvalidArgumentError(`'${value}' is not a positive integer`);
   return n;
 }
+
+/** Parses a finite number above zero (a factor). */
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError(`'${value}' is not a number above zero`);
+  }
+  return n;
+}

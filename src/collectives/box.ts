@@ -59,6 +59,8 @@ export function boxKey(box: Box): string {
  * Adjacent runs merge, so a box that spans whole trailing dims is one run however many rows it has.
  */
 export function boxRuns(box: Box, container: Box): Run[] {
+  // An empty box occupies nothing (the walk below would emit one run before it looks at the extents).
+  if (boxElements(box) === 0) return [];
   const rank = box.start.length;
   const dims = container.start.map((s, i) => container.end[i]! - s);
   const strides = new Array<number>(rank).fill(1);

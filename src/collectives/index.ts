@@ -1,5 +1,12 @@
 export { allGather } from './all-gather.js';
 export { allReduce } from './all-reduce.js';
+export {
+  type AllToAllOptions,
+  type AllToAllPlan,
+  type AllToAllResult,
+  allToAll,
+  planAllToAll,
+} from './all-to-all.js';
 export { type Box, boxRuns, type Run, type Segment, shardBox } from './box.js';
 export { broadcast, onOneDevice, scatter } from './broadcast.js';
 export { CollectiveContext, type CollectiveOptions, type ReduceOn } from './context.js';

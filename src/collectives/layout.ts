@@ -54,10 +54,15 @@ export function splitSizes(
     if (sizes.length !== parts) {
       throw new ParallelError('SPLIT', `${sizes.length} shard sizes given for ${parts} devices`, { where });
     }
-    if (sizes.some((s) => !Number.isSafeInteger(s) || s <= 0)) {
-      throw new ParallelError('SPLIT', `shard sizes must be positive integers, got [${sizes.join(', ')}]`, {
-        where,
-      });
+    // A size of zero is a device that holds no slice (a shard of shape [0, ...]).
+    if (sizes.some((s) => !Number.isSafeInteger(s) || s < 0)) {
+      throw new ParallelError(
+        'SPLIT',
+        `shard sizes must be non-negative integers, got [${sizes.join(', ')}]`,
+        {
+          where,
+        },
+      );
     }
     const sum = sizes.reduce((a, b) => a + b, 0);
     if (sum !== total) {

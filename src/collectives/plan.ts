@@ -215,6 +215,8 @@ export function planTransfer(
     const device = dst.devices[j]!;
     const want = shardBox(globalShape, dst.placement, nDst, j);
     const localRank = src.devices.indexOf(device);
+    // A destination that holds no elements needs nothing: no piece, copy or sum (its empty shard is made new).
+    if (boxElements(want) === 0) continue;
 
     if (summing) {
       if (reduceOnHost) {

@@ -43,7 +43,7 @@ export const COPY_CHUNK_ELEMENTS = 2 * 1024 * 1024;
 export async function streamThroughHost(
   ctx: CollectiveContext,
   sources: readonly Tensor[],
-  plan: TransferPlan,
+  plan: Pick<TransferPlan, 'pieces'>,
   targets: readonly (readonly PieceTarget[])[],
 ): Promise<void> {
   const bySource = new Map<number, number[]>();

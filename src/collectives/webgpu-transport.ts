@@ -34,7 +34,8 @@ export class WebGpuTransport implements Transport {
     return this.device.writesDirectly(bufferOf(this.device, tensor));
   }
 
-  copyWithin(src: Tensor, dst: Tensor, segments: readonly Segment[]): void {
+  copyWithin(src: Tensor, dst: Tensor, all: readonly Segment[]): void {
+    const segments = all.filter((s) => s.count > 0);
     if (segments.length === 0) return;
     const from = bufferOf(this.device, src);
     const to = bufferOf(this.device, dst);

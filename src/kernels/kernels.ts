@@ -52,6 +52,13 @@ export interface ArgmaxResult {
   readonly values: Tensor;
 }
 
+export interface RouterTopKResult {
+  /** u32 [T, k]: each row's k experts, the highest-weighted first; the lower expert on equal logits. */
+  readonly indices: Tensor;
+  /** f32 [T, k]: their weights, summing to one per row. */
+  readonly weights: Tensor;
+}
+
 export interface EmbeddingOptions {
   /**
    * First vocabulary row this table holds. Ids outside [rowOffset, rowOffset + rows) give zero rows, which
@@ -64,6 +71,13 @@ export interface EmbeddingOptions {
 /**
  * The kernels a small model needs, as every backend implements them. Shapes are row-major; a matrix is
  * [rows, cols]. Results live on the same device as the inputs; all inputs must share that device.
+ *
+ * Operands may have a dim of zero (a shard of no rows, an expert given no tokens). The result then has its
+ * usual shape, and a kernel whose result has no elements runs nothing on the device. A result that is not
+ * empty from operands that are follows the sum over nothing, 0: matmul over K = 0 is act(bias) on every row
+ * (zeros without a bias), batchedMatmul over K = 0 zeros, embedding from a table of no rows zero rows.
+ * Where an empty input has no answer, a SHAPE error says so: meanRows of no rows in one group (the mean
+ * of nothing), argmax of rows of no columns.
  */
 export interface Kernels {
   /** C[M, N] = act(A[M, K] · B[K, N] + bias[N]). */
@@ -76,7 +90,10 @@ export interface Kernels {
   scale(a: Tensor, factor: number, label?: string): Promise<Tensor>;
   /** Elementwise sum of K tensors of one shape: the on-device half of a reduction. */
   sum(inputs: readonly Tensor[], label?: string): Promise<Tensor>;
-  /** x [G * rowsPerGroup, C] -> [G, C], the mean of each group of rows (default: all rows, G = 1). */
+  /**
+   * x [G * rowsPerGroup, C] -> [G, C], the mean of each group of rows (default: all rows, G = 1). With
+   * rowsPerGroup, no rows are no groups ([0, C]); without it, no rows are refused (SHAPE).
+   */
   meanRows(x: Tensor, rowsPerGroup?: number, label?: string): Promise<Tensor>;
   /** Per row: (x - mean) / sqrt(var + eps) * gamma + beta; x [R, C], gamma and beta [C]. */
   layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps?: number, label?: string): Promise<Tensor>;
@@ -107,8 +124,13 @@ export interface Kernels {
   slice(x: Tensor, dim: number, start: number, length: number, label?: string): Promise<Tensor>;
   /** The inputs joined along `dim` (every other dim equal), on the device. */
   concat(inputs: readonly Tensor[], dim: number, label?: string): Promise<Tensor>;
-  /** Per row of x [R, C]: the largest value and its column. */
+  /** Per row of x [R, C]: the largest value and its column. No rows give none; rows of no columns: SHAPE. */
   argmax(x: Tensor, label?: string): Promise<ArgmaxResult>;
+  /**
+   * Mixture-of-experts routing of logits [T, experts]: the k largest per row and their softmax
+   * probabilities renormalised over the k (Mixtral's rule, which equals a softmax over the k logits).
+   */
+  routerTopK(logits: Tensor, k: number, label?: string): Promise<RouterTopKResult>;
   /**
    * Writes x [T, heads * headDim] into cache [heads, capacity, headDim] at positions position .. position +
    * T - 1, in place: cache[h, position + t, :] = x[t, h * headDim .. (h + 1) * headDim). The KV cache's append.

@@ -101,6 +101,13 @@ export function groupRows(
 ): { groups: number; rowsPerGroup: number; cols: number } {
   const X = asMatrix('meanRows', x);
   const per = rowsPerGroup ?? X.rows;
+  if (per === 0 && rowsPerGroup === undefined) {
+    // The mean of no rows is undefined (0/0); groups of a given size over no rows are simply none.
+    throw new ParallelError('SHAPE', `meanRows: '${x.label}' has no rows to average`, {
+      where: 'meanRows',
+      fix: 'pass rowsPerGroup: zero rows then give zero groups, [0, cols]',
+    });
+  }
   if (!Number.isSafeInteger(per) || per <= 0 || X.rows % per !== 0) {
     throw new ParallelError(
       'SHAPE',

@@ -43,7 +43,7 @@ export function batchedMatmulDims(a: Tensor, b: Tensor, options: BatchedMatmulOp
   const [bBatch, bStored, bCols] = b.shape as [number, number, number];
   if (bBatch !== batch) throw shapeError(op, `batch sizes differ: ${batch} and ${bBatch}`);
   const bRows = options.bRows ?? bStored;
-  positiveInteger(op, 'bRows', bRows);
+  positiveInteger(op, 'bRows', bRows, 0);
   if (bRows > bStored) throw shapeError(op, `bRows ${bRows} exceeds the ${bStored} rows of '${b.label}'`);
   const transposeB = options.transposeB ?? false;
   const inner = transposeB ? bCols : bRows;
@@ -64,10 +64,34 @@ export function batchedMatmulDims(a: Tensor, b: Tensor, options: BatchedMatmulOp
   };
 }
 
-/** x's rows and columns when the last dim is the one reduced over. */
+/** x's rows and columns when the last dim is the one reduced over (rows of no columns count too). */
 export function lastDimRows(_op: string, x: Tensor): { rows: number; cols: number } {
   const cols = x.shape[x.shape.length - 1]!;
-  return { rows: x.size / cols, cols };
+  return { rows: x.shape.slice(0, -1).reduce((n, d) => n * d, 1), cols };
+}
+
+/** argmax's rows: a row with no columns has no largest value, so [R, 0] with R > 0 is refused. */
+export function argmaxDims(x: Tensor): { rows: number; cols: number } {
+  checkDType('argmax', x, 'f32');
+  const dims = lastDimRows('argmax', x);
+  if (dims.cols === 0 && dims.rows > 0) {
+    throw shapeError('argmax', `the ${dims.rows} rows of '${x.label}' have no columns to pick from`);
+  }
+  return dims;
+}
+
+/** Logits [..., experts] and a k of 1..experts: rows to route and experts per row. */
+export function routerTopKDims(logits: Tensor, k: number): { rows: number; experts: number } {
+  checkDType('routerTopK', logits, 'f32');
+  const { rows, cols } = lastDimRows('routerTopK', logits);
+  if (!Number.isSafeInteger(k) || k < 1 || k > cols) {
+    throw shapeError(
+      'routerTopK',
+      `k must be an integer from 1 to the ${cols} experts of '${logits.label}', got ${k}`,
+      'pick experts per token (num_experts_per_tok) no larger than the number of experts',
+    );
+  }
+  return { rows, experts: cols };
 }
 
 export function rmsNormDims(x: Tensor, weight: Tensor): { rows: number; cols: number } {
@@ -174,7 +198,7 @@ export function splitAround(
 
 export function sliceDims(x: Tensor, dim: number, start: number, length: number) {
   const around = splitAround('slice', x, dim);
-  positiveInteger('slice', 'length', length);
+  positiveInteger('slice', 'length', length, 0);
   positiveInteger('slice', 'start', start, 0);
   if (start + length > around.size) {
     throw shapeError(

@@ -46,6 +46,20 @@ const PRESETS: Readonly<Record<string, LlamaConfig>> = {
     maxPositions: 1024,
   },
   'mixtral-tiny': { ...tiny, numExperts: 4, expertsPerToken: 2 },
+  // Mixtral's shape (8 experts, top-2) at llama-small's width, experts narrower: 26 MiB of experts a layer.
+  'mixtral-small': {
+    ...tiny,
+    vocabSize: 8192,
+    hiddenSize: 512,
+    intermediateSize: 512,
+    numLayers: 4,
+    numHeads: 8,
+    numKvHeads: 2,
+    headDim: 64,
+    maxPositions: 1024,
+    numExperts: 8,
+    expertsPerToken: 2,
+  },
 };
 
 export function presetNames(): string[] {

@@ -11,6 +11,13 @@ export interface StageSpec {
   readonly heads?: readonly number[];
   /** MLP intermediate columns per device; absent: balanced. */
   readonly intermediate?: readonly number[];
+  /**
+   * Mixture-of-experts layers: expert groups the stage's devices split into (consecutive, equal sizes;
+   * default 1, every expert tensor-parallel over the whole stage). Attention stays tensor-parallel over all.
+   */
+  readonly ep?: number;
+  /** The experts each expert group holds (one list per group); absent: as even as they divide. */
+  readonly experts?: readonly (readonly number[])[];
 }
 
 /**
@@ -21,11 +28,15 @@ export interface ShardingPlan {
   readonly stages: readonly StageSpec[];
 }
 
-/** The plan `--tp T --pp P` means: P stages of T consecutive devices, layers as even as they split. */
-export function gridPlan(tp: number, pp: number, numLayers: number): ShardingPlan {
+/**
+ * The plan `--tp T --pp P [--ep E]` means: P stages of T consecutive devices, layers as even as they split,
+ * and in MoE layers the experts over E groups of T / E devices each.
+ */
+export function gridPlan(tp: number, pp: number, numLayers: number, ep = 1): ShardingPlan {
   for (const [name, value] of [
     ['tensor-parallel size', tp],
     ['pipeline-parallel size', pp],
+    ['expert-parallel size', ep],
   ] as const) {
     if (!Number.isSafeInteger(value) || value < 1) {
       throw new ParallelError('INVALID_ARGUMENT', `${name} must be a positive integer, got ${value}`, {
@@ -39,9 +50,23 @@ export function gridPlan(tp: number, pp: number, numLayers: number): ShardingPla
       fix: `use at most ${numLayers} stages`,
     });
   }
+  if (tp % ep !== 0) {
+    throw new ParallelError(
+      'SPLIT',
+      `expert-parallel size ${ep} does not divide the ${tp} devices of a stage`,
+      {
+        where: 'expert-parallel size',
+        fix: 'each stage has --tp devices; --ep must divide it (e.g. --tp 4 --ep 2: experts over 2 groups of 2)',
+      },
+    );
+  }
   const layers = balancedSizes(numLayers, pp);
   return {
-    stages: layers.map((n, s) => ({ devices: Array.from({ length: tp }, (_, i) => s * tp + i), layers: n })),
+    stages: layers.map((n, s) => ({
+      devices: Array.from({ length: tp }, (_, i) => s * tp + i),
+      layers: n,
+      ...(ep > 1 ? { ep } : {}),
+    })),
   };
 }
 
@@ -91,6 +116,20 @@ export function resolvePlan(plan: ShardingPlan, numLayers: number, deviceCount: 
         );
       }
     }
+    const ep = stage.ep ?? 1;
+    if (!Number.isSafeInteger(ep) || ep < 1 || stage.devices.length % ep !== 0) {
+      throw new ParallelError(
+        'SPLIT',
+        `stage ${s}: ${stage.devices.length} devices do not split into ${ep} expert groups of equal size`,
+        { where: `${where}.ep`, fix: 'use an ep that divides the number of devices of the stage' },
+      );
+    }
+    if (stage.experts && stage.experts.length !== ep) {
+      throw new ParallelError('SPLIT', `stage ${s}: ${stage.experts.length} expert lists for ep ${ep}`, {
+        where: `${where}.experts`,
+        fix: 'give one list of experts per expert group',
+      });
+    }
     const out = { ...stage, firstLayer };
     firstLayer += stage.layers;
     return out;
@@ -107,6 +146,9 @@ export function resolvePlan(plan: ShardingPlan, numLayers: number, deviceCount: 
 /** "2 stages: [0,1] layers 0-1 | [2] layers 2-3", for logs and reports. */
 export function describePlan(stages: readonly ResolvedStage[]): string {
   return stages
-    .map((s) => `[${s.devices.join(',')}] layers ${s.firstLayer}-${s.firstLayer + s.layers - 1}`)
+    .map(
+      (s) =>
+        `[${s.devices.join(',')}] layers ${s.firstLayer}-${s.firstLayer + s.layers - 1}${s.ep && s.ep > 1 ? ` ep ${s.ep}` : ''}`,
+    )
     .join(' | ');
 }

@@ -39,6 +39,13 @@ export function splitHeads(
     });
   }
   const counts = splitSizes(numHeads, ranks, sizes ?? balancedSizes(numHeads, ranks), 'attention heads');
+  // Shards may be empty in general (splitSizes takes 0), but a rank of the attention group holds heads.
+  if (counts.some((c) => c === 0)) {
+    throw new ParallelError('SPLIT', `head sizes [${counts.join(', ')}] leave a device without heads`, {
+      where: 'attention heads',
+      fix: 'give every device of the tensor-parallel group at least one head',
+    });
+  }
   const perKv = numHeads / numKvHeads;
   return splitOffsets(counts).map((qStart, r) => {
     const qCount = counts[r]!;

@@ -2,6 +2,7 @@ import type { Kernels } from '../kernels/kernels.js';
 import type { AdapterSummary, BackendName, Device, EmptyOptions, KernelSpan } from './device.js';
 import { MemoryLedger } from './memory-ledger.js';
 import {
+  checkShape,
   checkUpload,
   type DType,
   dtypeOf,
@@ -72,6 +73,7 @@ export abstract class HostDevice implements Device {
 
   /** Always fresh zeros: host arrays are not reused, so `overwritten` changes nothing. */
   empty(shape: Shape, dtype: DType, label: string, _options?: EmptyOptions): HostTensor {
+    checkShape(shape, label);
     const n = elementCount(shape);
     return new HostTensor(this, dtype === 'u32' ? new Uint32Array(n) : new Float32Array(n), shape, label);
   }

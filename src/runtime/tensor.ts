@@ -14,11 +14,16 @@ export function elementCount(shape: Shape): number {
   return count;
 }
 
+/**
+ * A shape has at least one dim, each a non-negative integer. A dim of zero is valid (a shard with no rows,
+ * an expert that got no tokens): such a tensor has no elements, and every kernel and collective returns the
+ * right empty result for it without touching the device.
+ */
 export function checkShape(shape: Shape, where: string): void {
-  if (shape.length === 0 || shape.some((dim) => !Number.isSafeInteger(dim) || dim <= 0)) {
+  if (shape.length === 0 || shape.some((dim) => !Number.isSafeInteger(dim) || dim < 0)) {
     throw new ParallelError(
       'SHAPE',
-      `invalid shape [${shape.join(', ')}]: every dimension must be a positive integer`,
+      `invalid shape [${shape.join(', ')}]: every dimension must be a non-negative integer`,
       {
         where,
       },

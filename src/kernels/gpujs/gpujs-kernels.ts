@@ -9,6 +9,7 @@ import {
   type Kernels,
   type MatmulOptions,
   type RopeOptions,
+  type RouterTopKResult,
 } from '../kernels.js';
 import {
   addPeriod,
@@ -43,8 +44,7 @@ const f32 = (t: Tensor): Float32Array => (t as HostTensor).data as Float32Array;
 
 /** Any tensor as [width, height] cells for an elementwise kernel: the last dim is the width. */
 function cellsOf(t: Tensor): readonly [number, number] {
-  const width = t.shape[t.shape.length - 1]!;
-  return [width, t.size / width];
+  return [t.shape[t.shape.length - 1]!, t.shape.slice(0, -1).reduce((n, d) => n * d, 1)];
 }
 
 /**
@@ -171,6 +171,8 @@ export class GpuJsKernels implements Kernels {
     checkOperands('layerNorm', this.device, [x, gamma, beta]);
     const { rows, cols } = layerNormDims(x, gamma, beta);
     checkIndexable('layerNorm', x);
+    // Rows of no columns: the per-row statistics would run for an output of nothing.
+    if (x.size === 0) return this.device.empty(x.shape, 'f32', label);
     return this.device.timed('layerNorm', async () => {
       const statsSpec = { body: layerNormStats, output: [2, rows] as const, constants: { C: cols, eps } };
       const stats = await this.rows(statsSpec, [f32(x)], 'layerNorm');
@@ -185,6 +187,8 @@ export class GpuJsKernels implements Kernels {
     checkOperands('softmax', this.device, [x]);
     const { rows, cols } = asMatrix('softmax', x);
     checkIndexable('softmax', x);
+    // Rows of no columns: the per-row statistics would run for an output of nothing.
+    if (x.size === 0) return this.device.empty(x.shape, 'f32', label);
     return this.device.timed('softmax', async () => {
       const stats = await this.rows(
         { body: softmaxStats, output: [2, rows], constants: { C: cols } },
@@ -228,6 +232,9 @@ export class GpuJsKernels implements Kernels {
   }
   argmax(x: Tensor, label?: string): Promise<ArgmaxResult> {
     return this.transformer.argmax(x, label);
+  }
+  routerTopK(logits: Tensor, k: number, label?: string): Promise<RouterTopKResult> {
+    return this.transformer.routerTopK(logits, k, label);
   }
   writeCache(cache: Tensor, x: Tensor, position: number): Promise<void> {
     return this.transformer.writeCache(cache, x, position);

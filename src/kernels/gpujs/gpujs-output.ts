@@ -6,6 +6,8 @@ import { ParallelError } from '../../errors.js';
  * buffer and is copied. Anything else is a gpu.js change this backend does not know: a typed error.
  */
 export function flattenRows(result: unknown, width: number, height: number, op: string): Float32Array {
+  // An output of no cells was never run (see KernelCache.run).
+  if (width === 0 || height === 0) return new Float32Array(0);
   const rows = asRows(result, height, op);
   const first = rows[0];
   const view = contiguousView(first, width * height);
@@ -28,6 +30,7 @@ export function deinterleaveRows4(
   rows: number,
   op: string,
 ): Float32Array {
+  if (width === 0 || height === 0) return new Float32Array(rows * width);
   const packed = packedCells(result, width, height, op);
   const out = new Float32Array(rows * width);
   for (let y = 0; y < height; y++) {

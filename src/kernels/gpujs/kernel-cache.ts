@@ -12,6 +12,9 @@ export interface KernelSpec {
   readonly returnType?: 'Number' | 'Array(4)';
 }
 
+/** The argument passed for an operand with no elements (see `KernelCache.run`). */
+const NO_ELEMENTS = new Float32Array(1);
+
 /**
  * The compiled gpu.js kernels of one device, by key. gpu.js bakes shapes and constants into a kernel when it
  * first runs (a later setConstants is ignored), so the key names the body, the output, every argument length
@@ -38,8 +41,17 @@ export class KernelCache {
     return `${spec.body.name}|out=${spec.output.join('x')}|args=${argumentLengths.join(',')}|${constants}|${spec.returnType ?? 'Number'}`;
   }
 
-  /** Runs the kernel for `spec` (building it on first use) and returns gpu.js's output rows. */
-  async run(spec: KernelSpec, args: readonly Float32Array[]): Promise<unknown> {
+  /**
+   * Runs the kernel for `spec` (building it on first use) and returns gpu.js's output rows. An output of no
+   * cells (a kernel over an empty tensor) builds and runs nothing: its rows are empty, which the readers in
+   * gpujs-output turn into an empty array. Every gpu.js kernel's guard against empty tensors is here.
+   */
+  async run(spec: KernelSpec, inputs: readonly Float32Array[]): Promise<unknown> {
+    const [width, height] = spec.output;
+    if (width === 0 || height === 0) return [];
+    // gpu.js cannot take an argument of no elements; a kernel whose output is not empty never reads one
+    // (its loops over that extent run zero times: a matmul over K = 0), so one value stands in for it.
+    const args = inputs.map((a) => (a.length === 0 ? NO_ELEMENTS : a));
     const key = KernelCache.keyOf(
       spec,
       args.map((a) => a.length),

@@ -1,17 +1,24 @@
 import { ParallelError } from '../../errors.js';
 import type { HostDevice, HostTensor } from '../../runtime/host-device.js';
 import type { Tensor } from '../../runtime/tensor.js';
-import type { ArgmaxResult, BatchedMatmulOptions, CausalSoftmaxOptions, RopeOptions } from '../kernels.js';
+import type {
+  ArgmaxResult,
+  BatchedMatmulOptions,
+  CausalSoftmaxOptions,
+  RopeOptions,
+  RouterTopKResult,
+} from '../kernels.js';
 import { ReferenceKernels } from '../reference/reference-kernels.js';
 import { copyRunsRef } from '../reference/transformer-ops.js';
 import { addPeriod, checkDType, checkOperands } from '../shape-checks.js';
 import {
+  argmaxDims,
   batchedMatmulDims,
   causalSoftmaxDims,
-  lastDimRows,
   pairShapes,
   rmsNormDims,
   ropeDims,
+  routerTopKDims,
   transpose01Dims,
 } from '../transformer-checks.js';
 import { checkIndexable, F32_INDEX_LIMIT } from './f32-index-limit.js';
@@ -28,6 +35,7 @@ import {
   rmsInverse,
   rmsScaleRows,
   ropeCells,
+  routerPick,
   siluCells,
   swigluCells,
 } from './transformer-sources.js';
@@ -36,8 +44,7 @@ const f32 = (t: Tensor): Float32Array => (t as HostTensor).data as Float32Array;
 
 /** Any tensor as [width, height] cells for an elementwise kernel: the last dim is the width. */
 function cellsOf(t: Tensor): readonly [number, number] {
-  const width = t.shape[t.shape.length - 1]!;
-  return [width, t.size / width];
+  return [t.shape[t.shape.length - 1]!, t.shape.slice(0, -1).reduce((n, d) => n * d, 1)];
 }
 
 /**
@@ -106,6 +113,8 @@ export class GpuJsTransformerKernels {
     checkOperands('rmsNorm', this.device, [x, weight]);
     const { rows, cols } = rmsNormDims(x, weight);
     checkIndexable('rmsNorm', x);
+    // Rows of no columns: the per-row statistics would run for an output of nothing.
+    if (x.size === 0) return this.device.empty(x.shape, 'f32', label);
     return this.device.timed('rmsNorm', async () => {
       const inv = await this.rows(
         { body: rmsInverse, output: [1, rows], constants: { C: cols, eps } },
@@ -217,8 +226,7 @@ export class GpuJsTransformerKernels {
   /** The column search is a kernel; the values are then read at those columns (a gather, exact). */
   async argmax(x: Tensor, label = 'argmax'): Promise<ArgmaxResult> {
     checkOperands('argmax', this.device, [x]);
-    checkDType('argmax', x, 'f32');
-    const { rows, cols } = lastDimRows('argmax', x);
+    const { rows, cols } = argmaxDims(x);
     checkIndexable('argmax', x);
     return this.device.timed('argmax', async () => {
       const spec = { body: argmaxColumn, output: [1, rows] as const, constants: { C: cols } };
@@ -228,13 +236,48 @@ export class GpuJsTransformerKernels {
       const values = new Float32Array(rows);
       for (let r = 0; r < rows; r++) {
         const column = columns[r]!;
-        if (!(Number.isInteger(column) && column >= 0 && column < cols)) throw badColumn(column, cols);
+        if (!(Number.isInteger(column) && column >= 0 && column < cols)) {
+          throw badColumn(column, cols, 'argmax');
+        }
         indices[r] = column;
         values[r] = data[r * cols + column]!;
       }
       return {
         indices: this.device.adopt(indices, [rows], `${label}.indices`),
         values: this.device.adopt(values, [rows], `${label}.values`),
+      };
+    });
+  }
+
+  /**
+   * The expert search is a kernel; the k weights are then a softmax over the chosen logits on the host
+   * (k values a row, in float64, as argmax reads its values back).
+   */
+  async routerTopK(logits: Tensor, k: number, label = 'routerTopK'): Promise<RouterTopKResult> {
+    checkOperands('routerTopK', this.device, [logits]);
+    const { rows, experts } = routerTopKDims(logits, k);
+    checkIndexable('routerTopK', logits);
+    return this.device.timed('routerTopK', async () => {
+      const spec = { body: routerPick, output: [k, rows] as const, constants: { E: experts, K: k } };
+      const picks = await this.rows(spec, [f32(logits)], 'routerTopK');
+      const data = f32(logits);
+      const indices = new Uint32Array(rows * k);
+      const weights = new Float32Array(rows * k);
+      const exps = new Float64Array(k);
+      for (let r = 0; r < rows; r++) {
+        let total = 0;
+        for (let j = 0; j < k; j++) {
+          const e = picks[r * k + j]!;
+          if (!(Number.isInteger(e) && e >= 0 && e < experts)) throw badColumn(e, experts, 'routerTopK');
+          indices[r * k + j] = e;
+          exps[j] = Math.exp(data[r * experts + e]! - data[r * experts + indices[r * k]!]!);
+          total += exps[j]!;
+        }
+        for (let j = 0; j < k; j++) weights[r * k + j] = exps[j]! / total;
+      }
+      return {
+        indices: this.device.adopt(indices, [rows, k], `${label}.indices`),
+        weights: this.device.adopt(weights, [rows, k], `${label}.weights`),
       };
     });
   }
@@ -282,9 +325,9 @@ function exactPositions(positions: Uint32Array): Float32Array {
   return out;
 }
 
-function badColumn(column: number, cols: number): ParallelError {
-  return new ParallelError('BACKEND', `argmax: gpu.js returned column ${column} for rows of ${cols}`, {
-    where: 'gpujs argmax',
+function badColumn(column: number, cols: number, op: string): ParallelError {
+  return new ParallelError('BACKEND', `${op}: gpu.js returned column ${column} for rows of ${cols}`, {
+    where: `gpujs ${op}`,
     fix: 'use the gpu.js version in package.json (2.24)',
   });
 }

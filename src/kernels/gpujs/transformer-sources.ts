@@ -251,3 +251,34 @@ export function argmaxColumn(this: This<ArgmaxConstants>, x: number[]): number {
   }
   return at;
 }
+
+export type RouterConstants = { E: number; K: number };
+
+/**
+ * Expert x of row y's top k: the largest logit, then each pick the first after the previous one in the
+ * order "larger value first, then lower expert" (so ties go to the lower expert). Output [K, R].
+ */
+export function routerPick(this: This<RouterConstants>, logits: number[]): number {
+  const base = this.thread.y * this.constants.E;
+  let prevV = 3.4e38;
+  let prevI = -1;
+  let pick = 0;
+  for (let j = 0; j < this.constants.K; j++) {
+    if (j <= this.thread.x) {
+      let bestV = 0;
+      let bestI = -1;
+      for (let e = 0; e < this.constants.E; e++) {
+        const v = logits[base + e]!;
+        const later = j === 0 || v < prevV || (v === prevV && e > prevI);
+        if (later && (bestI < 0 || v > bestV)) {
+          bestV = v;
+          bestI = e;
+        }
+      }
+      prevV = bestV;
+      prevI = bestI;
+      pick = bestI;
+    }
+  }
+  return pick;
+}

@@ -9,11 +9,11 @@ import {
   type Kernels,
   type MatmulOptions,
   type RopeOptions,
+  type RouterTopKResult,
 } from '../kernels.js';
 import {
   addPeriod,
   asMatrix,
-  checkDType,
   checkOperands,
   embeddingDims,
   groupRows,
@@ -22,13 +22,14 @@ import {
   sumInputs,
 } from '../shape-checks.js';
 import {
+  argmaxDims,
   batchedMatmulDims,
   causalSoftmaxDims,
   concatDims,
-  lastDimRows,
   pairShapes,
   rmsNormDims,
   ropeDims,
+  routerTopKDims,
   sliceDims,
   transpose01Dims,
   writeCacheDims,
@@ -51,6 +52,7 @@ import {
   mulRef,
   rmsNormRef,
   ropeRef,
+  routerTopKRef,
   siluRef,
   swigluRef,
   transpose01Ref,
@@ -235,13 +237,24 @@ export class ReferenceKernels implements Kernels {
 
   async argmax(x: Tensor, label = 'argmax'): Promise<ArgmaxResult> {
     checkOperands('argmax', this.device, [x]);
-    checkDType('argmax', x, 'f32');
-    const { rows, cols } = lastDimRows('argmax', x);
+    const { rows, cols } = argmaxDims(x);
     return this.device.timed('argmax', () => {
       const r = argmaxRef(f32(x), rows, cols);
       return {
         indices: this.device.adopt(r.indices, [rows], `${label}.indices`),
         values: this.device.adopt(r.values, [rows], `${label}.values`),
+      };
+    });
+  }
+
+  async routerTopK(logits: Tensor, k: number, label = 'routerTopK'): Promise<RouterTopKResult> {
+    checkOperands('routerTopK', this.device, [logits]);
+    const { rows, experts } = routerTopKDims(logits, k);
+    return this.device.timed('routerTopK', () => {
+      const r = routerTopKRef(f32(logits), rows, experts, k);
+      return {
+        indices: this.device.adopt(r.indices, [rows, k], `${label}.indices`),
+        weights: this.device.adopt(r.weights, [rows, k], `${label}.weights`),
       };
     });
   }

@@ -1,17 +1,24 @@
 import type { DType, Shape, Tensor } from '../../runtime/tensor.js';
 import type { GpuDevice } from '../../runtime/webgpu/gpu-device.js';
 import type { GpuTensor } from '../../runtime/webgpu/gpu-tensor.js';
-import type { ArgmaxResult, BatchedMatmulOptions, CausalSoftmaxOptions, RopeOptions } from '../kernels.js';
+import type {
+  ArgmaxResult,
+  BatchedMatmulOptions,
+  CausalSoftmaxOptions,
+  RopeOptions,
+  RouterTopKResult,
+} from '../kernels.js';
 import { addPeriod, checkDType, checkOperands } from '../shape-checks.js';
 import {
+  argmaxDims,
   type BatchedMatmulDims,
   batchedMatmulDims,
   causalSoftmaxDims,
   concatDims,
-  lastDimRows,
   pairShapes,
   rmsNormDims,
   ropeDims,
+  routerTopKDims,
   sliceDims,
   transpose01Dims,
   writeCacheDims,
@@ -57,6 +64,8 @@ export class WebGpuTransformerKernels {
   async batchedMatmul(a: Tensor, b: Tensor, options: BatchedMatmulOptions = {}): Promise<Tensor> {
     checkOperands('batchedMatmul', this.device, [a, b]);
     const d = batchedMatmulDims(a, b, options);
+    // A sum over K = 0 is zeros, and its empty operands cannot be bound (other empty shapes: no workgroups).
+    if (d.k === 0) return this.device.empty([d.batch, d.m, d.n], 'f32', options.label ?? 'batchedMatmul');
     const bCols = d.transposeB ? d.k : d.n;
     const v = batchedMatmulVariant(d);
     return this.single(
@@ -268,8 +277,7 @@ export class WebGpuTransformerKernels {
 
   async argmax(x: Tensor, label = 'argmax'): Promise<ArgmaxResult> {
     checkOperands('argmax', this.device, [x]);
-    checkDType('argmax', x, 'f32');
-    const { rows, cols } = lastDimRows('argmax', x);
+    const { rows, cols } = argmaxDims(x);
     const indices = this.device.empty([rows], 'u32', `${label}.indices`, { overwritten: true });
     let values: GpuTensor | undefined;
     try {
@@ -291,6 +299,35 @@ export class WebGpuTransformerKernels {
       throw error;
     }
     return { indices, values };
+  }
+
+  async routerTopK(logits: Tensor, k: number, label = 'routerTopK'): Promise<RouterTopKResult> {
+    checkOperands('routerTopK', this.device, [logits]);
+    const { rows, experts } = routerTopKDims(logits, k);
+    const indices = this.device.empty([rows, k], 'u32', `${label}.indices`, { overwritten: true });
+    let weights: GpuTensor | undefined;
+    try {
+      weights = this.device.empty([rows, k], 'f32', `${label}.weights`, { overwritten: true });
+      await this.dispatch(
+        {
+          file: 'router_topk',
+          key: `router_topk/wg${ROW_WORKGROUP}`,
+          constants: { WORKGROUP_SIZE: ROW_WORKGROUP },
+          uniform: params([
+            ['u32', rows],
+            ['u32', experts],
+            ['u32', k],
+          ]),
+          workgroups: grid1d(rows, ROW_WORKGROUP),
+        },
+        [buf(logits), indices.buffer, weights.buffer],
+      );
+    } catch (error) {
+      indices.free();
+      weights?.free();
+      throw error;
+    }
+    return { indices, weights };
   }
 
   async writeCache(cache: Tensor, x: Tensor, position: number): Promise<void> {
@@ -342,6 +379,8 @@ export class WebGpuTransformerKernels {
     label: string,
   ): Promise<Tensor> {
     const out = this.device.empty(shape, dtype, label, { overwritten: true });
+    // Nothing to write (rows of no columns still make a grid of rows): see GpuDevice.dispatch for the rest.
+    if (out.size === 0) return out;
     try {
       await this.dispatch(kernel, [...inputs.map(buf), out.buffer]);
     } catch (error) {

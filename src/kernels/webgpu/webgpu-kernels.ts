@@ -11,6 +11,7 @@ import {
   type Kernels,
   type MatmulOptions,
   type RopeOptions,
+  type RouterTopKResult,
 } from '../kernels.js';
 import {
   addPeriod,
@@ -19,6 +20,7 @@ import {
   embeddingDims,
   groupRows,
   layerNormDims,
+  type MatmulDims,
   matmulDims,
   sumInputs,
 } from '../shape-checks.js';
@@ -47,7 +49,10 @@ export class WebGpuKernels implements Kernels {
   async matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Promise<Tensor> {
     checkOperands('matmul', this.device, options.bias ? [a, b, options.bias] : [a, b]);
     const dims = matmulDims(a, b, options.bias);
+    if (dims.k === 0 && options.bias && dims.m * dims.n > 0) return this.matmulOverNothing(dims, options);
+    // Zeros: an empty product, or a sum over K = 0 without a bias (every activation maps 0 to 0).
     const out = this.device.empty([dims.m, dims.n], 'f32', options.label ?? 'matmul');
+    if (out.size === 0 || dims.k === 0) return out;
     try {
       await this.matmuls.encode(this.device, dims, {
         a: buf(a),
@@ -64,6 +69,21 @@ export class WebGpuKernels implements Kernels {
     return out;
   }
 
+  /**
+   * act(bias) on every row: a sum over K = 0 with a bias. The kernel cannot bind operands with no elements,
+   * so it multiplies zeros of K = 1 instead, which gives the same values through the same activation code.
+   */
+  private async matmulOverNothing(dims: MatmulDims, options: MatmulOptions): Promise<Tensor> {
+    const a = this.device.empty([dims.m, 1], 'f32', 'matmul/zeros-a');
+    const b = this.device.empty([1, dims.n], 'f32', 'matmul/zeros-b');
+    try {
+      return await this.matmul(a, b, options);
+    } finally {
+      a.free();
+      b.free();
+    }
+  }
+
   async embedding(table: Tensor, ids: Tensor, options: EmbeddingOptions = {}): Promise<Tensor> {
     checkOperands('embedding', this.device, [table, ids]);
     const { vocabRows, hidden, tokens } = embeddingDims(table, ids);
@@ -74,6 +94,8 @@ export class WebGpuKernels implements Kernels {
         `embedding: rowOffset must be a non-negative integer, got ${rowOffset}`,
       );
     }
+    // A table of no rows holds none of the ids: zero rows for every token, with no table to bind.
+    if (table.size === 0) return this.device.empty([tokens, hidden], 'f32', options.label ?? 'embedding');
     return this.run(
       'embedding',
       [tokens, hidden],
@@ -254,6 +276,10 @@ export class WebGpuKernels implements Kernels {
     return this.transformer.argmax(x, label);
   }
 
+  routerTopK(logits: Tensor, k: number, label?: string): Promise<RouterTopKResult> {
+    return this.transformer.routerTopK(logits, k, label);
+  }
+
   writeCache(cache: Tensor, x: Tensor, position: number): Promise<void> {
     return this.transformer.writeCache(cache, x, position);
   }
@@ -274,6 +300,8 @@ export class WebGpuKernels implements Kernels {
     outputFirst = false,
   ): Promise<Tensor> {
     const out = this.device.empty(shape, 'f32', label);
+    // Nothing to write (rows of no columns still make a grid of rows): see GpuDevice.dispatch for the rest.
+    if (out.size === 0) return out;
     const entryPoint = file === entry ? 'main' : entry;
     const key = `${entry}/wg${constants.WORKGROUP_SIZE}`;
     try {

@@ -2,7 +2,9 @@ import { CollectiveContext } from '../../collectives/context.js';
 import type { DistributedTensor } from '../../collectives/layout.js';
 import { ParallelError } from '../../errors.js';
 import type { LayerKv } from '../../parallel/attention.js';
+import { ExpertLoad } from '../../parallel/expert-load.js';
 import { type Parameter, stateDict } from '../../parallel/module.js';
+import { ShardReader } from '../../parallel/shard-reader.js';
 import type { WeightReader } from '../../parallel/weight-reader.js';
 import { DeviceGroup } from '../../runtime/device-group.js';
 import { Checkpoint } from '../checkpoint/checkpoint.js';
@@ -14,11 +16,16 @@ import { type BatchSequence, LlamaStage, type StageResult, type StageWant } from
 
 export interface LoadOptions {
   /** Stages and their devices; or the grid `--tp T --pp P` over the group's first T·P devices. Default TP=1, PP=1. */
-  readonly plan?: ShardingPlan | { readonly tp?: number; readonly pp?: number };
+  readonly plan?: ShardingPlan | { readonly tp?: number; readonly pp?: number; readonly ep?: number };
   /** Collective state shared with other work on the same devices; the model makes its own otherwise. */
   readonly ctx?: CollectiveContext;
-  /** Builds a layer's feed-forward half instead of Llama's MLP (Mixtral's experts). */
+  /** Builds a layer's feed-forward half instead of Llama's MLP, or of a Mixtral config's experts. */
   readonly feedForward?: (stage: LlamaStage, prefix: string) => FeedForward;
+  /**
+   * Mixtral: absent, dropless (as its inference is); else each expert takes at most ceil(factor · tokens ·
+   * k / experts) assignments per forward, the rest dropped and counted in `expertLoad`.
+   */
+  readonly capacityFactor?: number;
 }
 
 /** One sequence's KV cache over every layer of the model, on the devices of each layer's stage. */
@@ -42,6 +49,8 @@ export class LlamaModel implements Disposable {
     readonly group: DeviceGroup,
     stages: readonly LlamaStage[],
     ownCtx: CollectiveContext | null,
+    /** Mixtral: the routing counts of every MoE layer's forwards (see ExpertLoad.summary). */
+    readonly expertLoad: ExpertLoad | null = null,
   ) {
     this.stages = stages;
     this.ownCtx = ownCtx;
@@ -56,16 +65,22 @@ export class LlamaModel implements Disposable {
     const checkpoint = typeof source === 'string' ? Checkpoint.open(source) : null;
     try {
       const config = typeof source === 'string' ? readLlamaConfig(source) : source.config;
-      const reader = checkpoint ?? (source as { weights: WeightReader }).weights;
+      // One set of read buffers for the whole load (see ShardReader).
+      const reader = ShardReader.of(checkpoint ?? (source as { weights: WeightReader }).weights);
       const plan = resolvePlan(planOf(options.plan, config), config.numLayers, group.size);
       const ctx = options.ctx ?? new CollectiveContext();
       const stages: LlamaStage[] = [];
+      const expertLoad = config.numExperts === undefined ? null : new ExpertLoad();
       try {
         plan.forEach((spec: ResolvedStage, s) => {
           const devices = DeviceGroup.of(spec.devices.map((i) => group.devices[i]!));
           const stage = new LlamaStage(ctx, devices, spec, s === 0, s === plan.length - 1, config);
           stages.push(stage);
-          stage.load(reader, options.feedForward);
+          stage.load(reader, options.feedForward, {
+            capacityFactor: options.capacityFactor,
+            load: expertLoad ?? undefined,
+            stage: s,
+          });
         });
       } catch (error) {
         for (const stage of stages) stage.free();
@@ -73,7 +88,7 @@ export class LlamaModel implements Disposable {
         throw error;
       }
       await Promise.all(stages.map((s) => s.group.sync()));
-      return new LlamaModel(config, group, stages, options.ctx ? null : ctx);
+      return new LlamaModel(config, group, stages, options.ctx ? null : ctx, expertLoad);
     } finally {
       checkpoint?.close();
     }
@@ -185,7 +200,7 @@ export function freeCache(cache: SequenceCache): void {
 
 function planOf(plan: LoadOptions['plan'], config: LlamaConfig): ShardingPlan {
   if (plan && 'stages' in plan) return plan;
-  return gridPlan(plan?.tp ?? 1, plan?.pp ?? 1, config.numLayers);
+  return gridPlan(plan?.tp ?? 1, plan?.pp ?? 1, config.numLayers, plan?.ep ?? 1);
 }
 
 export function toIds(tokens: readonly number[] | Uint32Array, vocab: number): Uint32Array {

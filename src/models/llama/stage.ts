@@ -4,10 +4,12 @@ import { type DistributedTensor, Replicate } from '../../collectives/layout.js';
 import { redistribute } from '../../collectives/redistribute.js';
 import type { LayerKv, SequenceRows } from '../../parallel/attention.js';
 import { VocabParallelEmbedding } from '../../parallel/embedding.js';
+import type { ExpertLoad } from '../../parallel/expert-load.js';
 import { balancedSizes } from '../../parallel/head-split.js';
 import { VocabParallelHead } from '../../parallel/lm-head.js';
 import { expectShape, loadRowShards } from '../../parallel/load-shards.js';
 import type { Module, Parameter } from '../../parallel/module.js';
+import { MixtureOfExperts } from '../../parallel/moe.js';
 import { ReplicatedRmsNorm } from '../../parallel/rms-norm.js';
 import { mapShards } from '../../parallel/shards.js';
 import type { WeightReader } from '../../parallel/weight-reader.js';
@@ -23,6 +25,13 @@ export interface BatchSequence {
   /** Tokens already in its cache. */
   readonly position: number;
   readonly cache: readonly LayerKv[];
+}
+
+export interface StageMoeOptions {
+  readonly capacityFactor?: number;
+  readonly load?: ExpertLoad;
+  /** The stage's index in the plan, naming it in the load record. */
+  readonly stage?: number;
 }
 
 /** What the last stage gives back: every row's logits, or each sequence's last row's greedy id. */
@@ -52,8 +61,15 @@ export class LlamaStage implements Module {
     private readonly config: LlamaConfig,
   ) {}
 
-  /** Loads this stage's parameters, each device reading only its own shards. */
-  load(reader: WeightReader, feedForward?: (stage: LlamaStage, prefix: string) => FeedForward): void {
+  /**
+   * Loads this stage's parameters, each device reading only its own shards. A Mixtral config's layers get
+   * a mixture of experts placed as the stage's spec says, unless `feedForward` builds something else.
+   */
+  load(
+    reader: WeightReader,
+    feedForward?: (stage: LlamaStage, prefix: string) => FeedForward,
+    moe: StageMoeOptions = {},
+  ): void {
     const { vocabSize: vocab, hiddenSize: hidden } = this.config;
     const vocabSizes = balancedSizes(vocab, this.group.size);
     if (this.first) {
@@ -71,7 +87,9 @@ export class LlamaStage implements Module {
     for (let i = 0; i < this.spec.layers; i++) {
       const index = this.spec.firstLayer + i;
       const split = { heads: this.spec.heads, intermediate: this.spec.intermediate };
-      const ffn = feedForward && ((prefix: string) => feedForward(this, prefix));
+      const ffn = feedForward
+        ? (prefix: string) => feedForward(this, prefix)
+        : this.experts(reader, index, moe);
       this.layers.push(new LlamaDecoderLayer(this.ctx, this.group, reader, this.config, index, split, ffn));
     }
     if (this.last) {
@@ -91,6 +109,25 @@ export class LlamaStage implements Module {
       }
       this.head = new VocabParallelHead({ group: this.group, hidden, vocab, sizes: vocabSizes, weight });
     }
+  }
+
+  private experts(
+    reader: WeightReader,
+    layer: number,
+    moe: StageMoeOptions,
+  ): ((prefix: string) => FeedForward) | undefined {
+    const { numExperts, expertsPerToken } = this.config;
+    if (numExperts === undefined || expertsPerToken === undefined) return undefined;
+    const shape = { ...this.config, numExperts, expertsPerToken };
+    return (prefix) =>
+      new MixtureOfExperts(this.ctx, this.group, reader, prefix, shape, {
+        ep: this.spec.ep,
+        experts: this.spec.experts,
+        capacityFactor: moe.capacityFactor,
+        load: moe.load,
+        stage: moe.stage,
+        layer,
+      });
   }
 
   parameters(): Parameter[] {

@@ -279,11 +279,16 @@ export class GpuDevice implements Device {
     const gpuTensor = this.own(tensor, op);
     const size = BYTES_PER_ELEMENT[tensor.dtype];
     const bytes = ranges.reduce((n, r) => n + r.count, 0) * size;
+    // Nothing to read (an empty tensor, a shard with no rows): no copy, no map, nothing to release.
+    if (bytes === 0) {
+      return { data: tensor.dtype === 'u32' ? new Uint32Array(0) : new Float32Array(0), release: () => {} };
+    }
     const staging = this.readStaging.acquire(bytes);
     try {
       const encoder = this.gpu.createCommandEncoder({ label: `${op} ${tensor.label}` });
       let at = 0;
       for (const r of ranges) {
+        if (r.count === 0) continue;
         encoder.copyBufferToBuffer(gpuTensor.buffer, r.offset * size, staging, at, r.count * size);
         at += r.count * size;
       }
@@ -310,9 +315,14 @@ export class GpuDevice implements Device {
     };
   }
 
-  /** Encodes and submits one compute pass; records its timestamps when profiling. */
+  /**
+   * Encodes and submits one compute pass; records its timestamps when profiling. A grid with a dimension of
+   * zero (a kernel over a tensor with no elements) runs nothing and is skipped before any pipeline or bind
+   * group is made: every kernel's guard against empty tensors is here.
+   */
   async dispatch(work: Dispatch): Promise<void> {
     this.assertUsable(work.source.key);
+    if (work.workgroups.some((n) => n === 0)) return;
     const pipeline = await this.pipelines.get(work.source);
     const entries: GPUBindGroupEntry[] = [];
     let uniform: GPUBuffer | undefined;
