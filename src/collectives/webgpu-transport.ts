@@ -39,15 +39,14 @@ export class WebGpuTransport implements Transport {
     if (segments.length === 0) return;
     const from = bufferOf(this.device, src);
     const to = bufferOf(this.device, dst);
-    const encoder = this.device.gpu.createCommandEncoder({ label: `collective local copy ${src.label}` });
-    for (const s of segments)
-      encoder.copyBufferToBuffer(from, s.srcOffset * BYTES, to, s.dstOffset * BYTES, s.count * BYTES);
-    this.device.submit(
-      [encoder.finish()],
-      [
-        { buffer: from, writes: false },
-        { buffer: to, writes: true },
-      ],
+    this.device.copyBuffer(
+      from,
+      to,
+      segments.map((s) => ({
+        srcByte: s.srcOffset * BYTES,
+        dstByte: s.dstOffset * BYTES,
+        bytes: s.count * BYTES,
+      })),
     );
   }
 

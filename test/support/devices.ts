@@ -1,4 +1,5 @@
 import { type BackendChoice, DeviceGroup } from '../../src/runtime/device-group.js';
+import type { MemoryLedger } from '../../src/runtime/memory-ledger.js';
 import { releaseGpu, requestAdapter } from '../../src/runtime/webgpu/dawn.js';
 
 /**
@@ -30,4 +31,12 @@ export function openTestGroup(count: number, budget?: number): Promise<DeviceGro
     memoryBudgetBytes: budget,
     gpujsMode: TEST_GPUJS_MODE,
   });
+}
+
+/**
+ * Bytes of a device's live tensors and staging: the ledger without the freed buffers a WebGPU device keeps
+ * for reuse ('tensor cache', handed back on demand), which move with every allocation and are no leak.
+ */
+export function liveBytes(device: { readonly ledger: MemoryLedger }): number {
+  return device.ledger.liveEntries.filter((e) => e.label !== 'tensor cache').reduce((n, e) => n + e.bytes, 0);
 }

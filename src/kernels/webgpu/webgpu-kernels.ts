@@ -27,7 +27,7 @@ import {
 import { grid1d } from './grid.js';
 import type { MatmulPlanner } from './matmul-planner.js';
 import { params } from './params.js';
-import { loadShader } from './shader-source.js';
+import { loadShader, specialize } from './shader-source.js';
 import { WebGpuTransformerKernels } from './transformer-kernels.js';
 
 const buf = (t: Tensor): GPUBuffer => (t as GpuTensor).buffer;
@@ -156,17 +156,23 @@ export class WebGpuKernels implements Kernels {
       const take = acc ? rest.splice(0, 3) : rest.splice(0, 4);
       const operands = acc ? [acc, ...take] : take;
       if (operands.length === 1) break;
-      const next = await this.run(
-        `sum${operands.length}`,
-        first.shape,
-        label,
-        params([['u32', first.size]]),
-        operands.map(buf),
-        grid1d(first.size, ELEMENTWISE_WORKGROUP),
-        { WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP },
-        'sum',
-        true,
-      );
+      const k = operands.length;
+      const next = this.device.empty(first.shape, 'f32', label, { overwritten: true });
+      try {
+        await this.device.dispatch({
+          source: {
+            key: `sum${k}/wg${ELEMENTWISE_WORKGROUP}`,
+            code: () => specialize('sum', loadShader('sum'), { IN2: k >= 3 ? 1 : 0, IN3: k >= 4 ? 1 : 0 }),
+            constants: { WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP },
+          },
+          params: params([['u32', first.size]]),
+          buffers: [next.buffer, ...operands.map(buf)],
+          workgroups: grid1d(first.size, ELEMENTWISE_WORKGROUP),
+        });
+      } catch (error) {
+        next.free();
+        throw error;
+      }
       acc?.free();
       acc = next;
     }

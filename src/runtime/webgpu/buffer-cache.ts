@@ -1,13 +1,12 @@
 import type { StagingOwner } from './staging-pool.js';
 
 /**
- * Smallest freed tensor buffer worth keeping. On lavapipe a kernel filling a fresh 4 MiB buffer took ~13 ms
- * (page faults) against ~1.8 ms for a reused one, and 16 MiB ~59 ms against ~12 ms reused and cleared;
- * at 1-2 MiB fresh and reused cost about the same (the allocator recycles small blocks itself).
+ * Most bytes a device keeps in freed buffers; past it, the least recently freed go back to the driver.
+ * Large buffers are kept because lavapipe page-faults fresh memory (a kernel filling a fresh 4 MiB buffer
+ * ~13 ms, a reused one ~1.8 ms; 16 MiB ~59 against ~12 ms reused and cleared); small ones because a kernel
+ * run again on the same buffers reuses its bind group (see BindGroupCache), and a fresh buffer costs a
+ * createBuffer (~6 µs) besides.
  */
-export const CACHE_MIN_BYTES = 2 * 1024 * 1024;
-
-/** Most bytes a device keeps in freed buffers; past it, freed buffers go back to the driver. */
 export const CACHE_MAX_BYTES = 256 * 1024 * 1024;
 
 interface Cached {
@@ -25,6 +24,8 @@ interface Cached {
  */
 export class BufferCache {
   private readonly kept = new Map<number, Cached[]>();
+  /** Every kept buffer, least recently freed first (a Set keeps insertion order). */
+  private readonly age = new Set<Cached>();
   private bytes = 0;
 
   constructor(
@@ -43,29 +44,41 @@ export class BufferCache {
     if (!list?.length) return undefined;
     const preferred = list.findIndex((e) => this.device.writesDirectly(e.buffer) !== clear);
     const entry = preferred >= 0 ? list.splice(preferred, 1)[0]! : list.pop()!;
+    this.age.delete(entry);
     this.bytes -= size;
     this.device.ledger.release(entry.handle);
     entry.buffer.label = label;
     if (!clear) return entry.buffer;
-    const encoder = this.device.gpu.createCommandEncoder({ label: `clear ${label}` });
-    encoder.clearBuffer(entry.buffer);
-    this.device.submit([encoder.finish()], [{ buffer: entry.buffer, writes: true }]);
+    this.device.clearBuffer(entry.buffer);
     return entry.buffer;
   }
 
-  /** Keeps a freed buffer if it is large enough and fits; otherwise destroys it. */
+  /** Keeps a freed buffer, making room by destroying the least recently freed; past the cap, destroys it. */
   give(buffer: GPUBuffer): void {
     const size = buffer.size;
-    if (this.device.isDestroyed || size < CACHE_MIN_BYTES || this.bytes + size > this.maxBytes) {
-      buffer.destroy();
+    if (this.device.isDestroyed) return;
+    if (size > this.maxBytes) {
+      this.device.retire(buffer);
       return;
     }
+    while (this.bytes + size > this.maxBytes) this.drop(this.age.values().next().value!);
     // The freed tensor's own bytes were released just before, so this reservation cannot exceed the budget.
-    const handle = this.device.ledger.reserve(size, 'tensor cache');
+    const entry = { buffer, handle: this.device.ledger.reserve(size, 'tensor cache') };
     const list = this.kept.get(size) ?? [];
-    list.push({ buffer, handle });
+    list.push(entry);
     this.kept.set(size, list);
+    this.age.add(entry);
     this.bytes += size;
+  }
+
+  private drop(entry: Cached): void {
+    const size = entry.buffer.size;
+    const list = this.kept.get(size)!;
+    list.splice(list.indexOf(entry), 1);
+    this.age.delete(entry);
+    this.bytes -= size;
+    this.device.ledger.release(entry.handle);
+    this.device.retire(entry.buffer);
   }
 
   get heldBytes(): number {
@@ -76,11 +89,12 @@ export class BufferCache {
   trim(): void {
     for (const list of this.kept.values()) {
       for (const entry of list) {
-        if (!this.device.isDestroyed) entry.buffer.destroy();
+        if (!this.device.isDestroyed) this.device.retire(entry.buffer);
         this.device.ledger.release(entry.handle);
       }
     }
     this.kept.clear();
+    this.age.clear();
     this.bytes = 0;
   }
 }

@@ -4,11 +4,14 @@ import type { AdapterSummary, Device, EmptyOptions, KernelSpan } from '../device
 import { MemoryLedger } from '../memory-ledger.js';
 import type { DType, HostArray, Shape, Tensor } from '../tensor.js';
 import { BYTES_PER_ELEMENT, checkUpload, dtypeOf } from '../tensor.js';
+import { BindGroupCache } from './bind-group-cache.js';
 import { BufferCache } from './buffer-cache.js';
 import { type BufferUse, BufferUses } from './buffer-uses.js';
+import { CommandBatch } from './command-batch.js';
 import { releaseGpu } from './dawn.js';
-import { GpuTensor, paddedBytes } from './gpu-tensor.js';
+import { GpuTensor } from './gpu-tensor.js';
 import { LossRace } from './loss-race.js';
+import { PARAM_SLOT_BYTES, ParamRing } from './param-ring.js';
 import { PipelineCache, type PipelineSource } from './pipeline-cache.js';
 import { StagingPool } from './staging-pool.js';
 import { TimestampProfiler } from './timestamps.js';
@@ -94,6 +97,11 @@ export class GpuDevice implements Device {
   private readonly lossRace = new LossRace();
   private destroyed = false;
   private readonly instance: GPU;
+  /** Kernels encoded and not yet submitted (see CommandBatch). */
+  private batch: CommandBatch | null = null;
+  /** Every kernel's parameters, at dynamic offsets of one uniform buffer (see ParamRing). */
+  private readonly params: ParamRing;
+  private readonly bindGroups: BindGroupCache;
 
   static async open(options: GpuDeviceOptions): Promise<GpuDevice> {
     const timestamps = options.adapter.features.has('timestamp-query');
@@ -139,6 +147,8 @@ export class GpuDevice implements Device {
     this.readStaging = new StagingPool(this, 'readback');
     this.uploadStaging = new StagingPool(this, 'upload');
     this.tensorCache = new BufferCache(this);
+    this.params = new ParamRing(gpu, this.name);
+    this.bindGroups = new BindGroupCache(gpu);
     gpu.onuncapturederror = (event: GPUUncapturedErrorEvent) => {
       const code = event.error instanceof GPUOutOfMemoryError ? 'OUT_OF_MEMORY' : 'VALIDATION';
       this.firstError ??= new ParallelError(code, `${this.name}: ${event.error.message}`, {
@@ -218,6 +228,8 @@ export class GpuDevice implements Device {
     if (data.byteLength % 4 !== 0 || data.length === 0) return;
     const byteOffset = elementOffset * bytes;
     const buffer = gpuTensor.buffer;
+    // The queue takes a write before any later submit: kernels still waiting in the batch must go first.
+    if (this.batch?.has(buffer)) this.flush();
     if (this.writesDirectly(buffer)) {
       // Dawn copies it straight into the buffer's memory, whatever the size: no ring, no copy on the queue.
       this.gpu.queue.writeBuffer(buffer, byteOffset, data.buffer, data.byteOffset, data.byteLength);
@@ -243,7 +255,8 @@ export class GpuDevice implements Device {
    * where the host sees device memory, the GPU has never written the buffer and no queued work uses it.
    */
   writesDirectly(buffer: GPUBuffer): boolean {
-    return this.hostVisible && this.uses.writesDirectly(buffer);
+    // Pending work on it is submitted before a write, and is then in use until it completes.
+    return this.hostVisible && !this.batch?.has(buffer) && this.uses.writesDirectly(buffer);
   }
 
   async read(tensor: Tensor, elementOffset = 0, count = tensor.size - elementOffset): Promise<HostArray> {
@@ -316,62 +329,127 @@ export class GpuDevice implements Device {
   }
 
   /**
-   * Encodes and submits one compute pass; records its timestamps when profiling. A grid with a dimension of
-   * zero (a kernel over a tensor with no elements) runs nothing and is skipped before any pipeline or bind
-   * group is made: every kernel's guard against empty tensors is here.
+   * Encodes one compute pass into the device's pending batch (see CommandBatch); it is submitted with the
+   * batch, before anything that must follow it on the queue. A grid with a dimension of zero (a kernel over
+   * a tensor with no elements) runs nothing and is skipped before any pipeline or bind group is made: every
+   * kernel's guard against empty tensors is here.
    */
   async dispatch(work: Dispatch): Promise<void> {
     this.assertUsable(work.source.key);
     if (work.workgroups.some((n) => n === 0)) return;
     const pipeline = await this.pipelines.get(work.source);
-    const entries: GPUBindGroupEntry[] = [];
-    let uniform: GPUBuffer | undefined;
+    this.assertUsable(work.source.key);
+    let offset: number | null = null;
     if (work.params) {
-      // Through the upload ring, counted like any write; written at creation only where the ring is full,
-      // since a mapped-at-creation buffer costs ~130 us more per dispatch here (its creation and the submit).
-      const viaRing = this.uploadRing.tryAllocate(work.params.byteLength);
-      uniform = this.gpu.createBuffer({
-        label: `${work.source.key}/params`,
-        size: paddedBytes(work.params.byteLength),
-        usage: GPUBufferUsage.UNIFORM | (viaRing ? GPUBufferUsage.COPY_DST : 0),
-        mappedAtCreation: !viaRing,
-      });
-      if (viaRing) this.gpu.queue.writeBuffer(uniform, 0, work.params);
-      else {
-        new Uint8Array(uniform.getMappedRange()).set(new Uint8Array(work.params));
-        uniform.unmap();
+      offset = this.params.take(work.params);
+      if (offset === null) {
+        // Every slot is in flight: submit what waits, and let the oldest batches complete.
+        this.flush();
+        await this.lossRace.race(this.gpu.queue.onSubmittedWorkDone());
+        offset = this.params.take(work.params);
+        if (offset === null) throw new ParallelError('BACKEND', `${this.name}: kernel parameters overflow`);
       }
-      entries.push({ binding: 0, resource: { buffer: uniform } });
     }
+    const batch = this.openBatch();
+    if (offset !== null) batch.tookParam(offset);
     const writable = this.pipelines.writableBindings(work.source.key);
-    const touched: BufferUse[] = [];
-    for (const buffer of work.buffers) {
-      touched.push({ buffer, writes: writable.has(entries.length) });
-      entries.push({ binding: entries.length, resource: { buffer } });
-    }
-    const bindGroup = this.gpu.createBindGroup({
-      label: work.source.key,
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
-    const encoder = this.gpu.createCommandEncoder({ label: work.source.key });
+    const first = work.params ? 1 : 0;
+    for (const [i, buffer] of work.buffers.entries()) batch.touch(buffer, writable.has(first + i));
+    const bindGroup = this.bindGroups.get(
+      work.source.key,
+      this.pipelines.bindGroupLayout(work.source.key),
+      work.params ? { buffer: this.params.buffer, offset: 0, size: PARAM_SLOT_BYTES } : null,
+      work.buffers,
+    );
     const timed = this.profiling && this.profiler !== null;
-    const pass = encoder.beginComputePass({
+    const pass = batch.encoder.beginComputePass({
       label: work.source.key,
       ...(timed ? { timestampWrites: this.profiler!.nextPass(work.source.key, this.tag) } : {}),
     });
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup);
+    if (offset !== null) pass.setBindGroup(0, bindGroup, [offset]);
+    else pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = work.workgroups;
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
-    const hostStart = performance.now() * 1e6;
-    this.submit([encoder.finish()], touched);
-    if (timed) this.profiler!.submitted(hostStart);
-    else if (this.profiling)
-      this.hostSpans.push({ label: work.source.key, tag: this.tag, startNs: hostStart, endNs: hostStart });
-    // Destroying after submit is legal: the buffer lives until the queued work that uses it is done.
-    uniform?.destroy();
+    batch.passes++;
+    if (this.profiling && !timed) batch.labels.push(`${this.tag}\u0000${work.source.key}`);
+    if (batch.full) this.flush();
+  }
+
+  /** Clears a buffer in order with the batch's kernels (a reused tensor buffer, before its new owner). */
+  clearBuffer(buffer: GPUBuffer): void {
+    const batch = this.openBatch();
+    batch.encoder.clearBuffer(buffer);
+    batch.touch(buffer, true);
+  }
+
+  /** Copies ranges between two buffers of this device, in order with the batch's kernels. */
+  copyBuffer(
+    from: GPUBuffer,
+    to: GPUBuffer,
+    ranges: readonly { readonly srcByte: number; readonly dstByte: number; readonly bytes: number }[],
+  ): void {
+    if (ranges.length === 0) return;
+    const batch = this.openBatch();
+    for (const r of ranges) batch.encoder.copyBufferToBuffer(from, r.srcByte, to, r.dstByte, r.bytes);
+    batch.touch(from, false);
+    batch.touch(to, true);
+  }
+
+  /**
+   * Destroys a buffer once no work that uses it can still be submitted: now, unless the pending batch
+   * uses it (a tensor freed right after the kernel that read it), then right after the batch's submit.
+   */
+  retire(buffer: GPUBuffer): void {
+    this.bindGroups.forget(buffer);
+    if (this.batch?.has(buffer)) this.batch.retired.push(buffer);
+    else buffer.destroy();
+  }
+
+  /** Submits the pending batch, if any (the host is about to wait for its results, or a bound was reached). */
+  flush(): void {
+    if (this.batch) this.submit([]);
+  }
+
+  private openBatch(): CommandBatch {
+    this.assertUsable('dispatch');
+    this.batch ??= new CommandBatch(this.gpu);
+    return this.batch;
+  }
+
+  /** The batch's parameter slots into the ring's buffer (one or two writes: the run may wrap). */
+  private writeParams(batch: CommandBatch, before: GPUCommandBuffer[]): void {
+    if (batch.firstParam === null) return;
+    const total = this.params.data.length;
+    const bytes = batch.paramSlots * PARAM_SLOT_BYTES;
+    const head = Math.min(bytes, total - batch.firstParam);
+    this.writeParamRange(batch.firstParam, head, before, batch);
+    if (head < bytes) this.writeParamRange(0, bytes - head, before, batch);
+  }
+
+  /**
+   * Other batches in flight read the ring, so Dawn takes the write through its upload ring (a copy on
+   * the queue, in order before this batch); where the ring model has no room, a staging copy ahead of the
+   * batch does the same.
+   */
+  private writeParamRange(at: number, bytes: number, before: GPUCommandBuffer[], batch: CommandBatch): void {
+    const data = this.params.data;
+    if (this.writesDirectly(this.params.buffer) || this.uploadRing.tryAllocate(bytes)) {
+      this.gpu.queue.writeBuffer(this.params.buffer, at, data, at, bytes);
+      return;
+    }
+    const staging = this.gpu.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(staging.getMappedRange()).set(data.subarray(at, at + bytes));
+    staging.unmap();
+    const encoder = this.gpu.createCommandEncoder({ label: 'kernel params' });
+    encoder.copyBufferToBuffer(staging, 0, this.params.buffer, at, bytes);
+    before.push(encoder.finish());
+    batch.retired.push(staging);
   }
 
   /** Bytes of Dawn's upload ring taken by writes the queue has not finished (skipped tails included). */
@@ -380,21 +458,46 @@ export class GpuDevice implements Device {
   }
 
   /**
-   * Submits to the queue; every submit of this device's work goes through here, so that the writeBuffer
-   * copies it carries are counted down when it completes, and the buffers it `uses` are known to be in use
-   * until then. Returns the submit's serial.
+   * Submits to the queue, after the pending batch; every submit of this device's work goes through here,
+   * so that the writeBuffer copies it carries are counted down when it completes, and the buffers it `uses`
+   * are known to be in use until then. Returns the submit's serial.
    */
   submit(commands: GPUCommandBuffer[], uses: readonly BufferUse[] = []): number {
-    this.gpu.queue.submit(commands);
-    const serial = this.uses.submit(uses);
-    const batch = this.uploadRing.seal();
-    if (batch === null) return serial;
+    const batch = this.batch;
+    this.batch = null;
+    let all = commands;
+    let touched = uses;
+    if (batch) {
+      const before: GPUCommandBuffer[] = [];
+      this.writeParams(batch, before);
+      all = [...before, batch.encoder.finish(), ...commands];
+      touched = [...batch.bufferUses(), ...uses];
+    }
+    const hostNs = performance.now() * 1e6;
+    this.gpu.queue.submit(all);
+    const serial = this.uses.submit(touched);
+    if (batch) this.afterBatch(batch, hostNs);
+    const ring = this.uploadRing.seal();
+    if (ring === null && !batch) return serial;
     const done = () => {
-      this.uploadRing.release(batch);
+      if (ring !== null) this.uploadRing.release(ring);
       this.uses.completedThrough(serial);
+      if (batch) this.params.release(batch.paramSlots);
     };
-    this.gpu.queue.onSubmittedWorkDone().then(done, () => this.uploadRing.release(batch));
+    this.gpu.queue.onSubmittedWorkDone().then(done, () => {
+      if (ring !== null) this.uploadRing.release(ring);
+    });
     return serial;
+  }
+
+  /** A submitted batch: its passes' submit time for the profiler, and the buffers freed while it was open. */
+  private afterBatch(batch: CommandBatch, hostNs: number): void {
+    if (this.profiler && this.profiling) this.profiler.submitted(hostNs);
+    for (const key of batch.labels) {
+      const [tag, label] = key.split('\u0000') as [string, string];
+      this.hostSpans.push({ label, tag, startNs: hostNs, endNs: hostNs });
+    }
+    for (const buffer of batch.retired) buffer.destroy();
   }
 
   /**
@@ -423,6 +526,7 @@ export class GpuDevice implements Device {
   }
 
   async takeSpans(): Promise<KernelSpan[]> {
+    this.flush();
     const host = this.hostSpans;
     this.hostSpans = [];
     if (!this.profiler) return host;
@@ -441,6 +545,9 @@ export class GpuDevice implements Device {
 
   destroy(): void {
     if (this.destroyed) return;
+    // Pending kernels are dropped with the device; the buffers freed while they were pending go with it.
+    this.batch = null;
+    this.bindGroups.clear();
     this.readStaging.destroy();
     this.uploadStaging.destroy();
     this.tensorCache.trim();

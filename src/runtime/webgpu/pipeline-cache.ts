@@ -10,6 +10,27 @@ export interface PipelineSource {
 }
 
 const READ_WRITE_BINDING = /@binding\((\d+)\)\s*var\s*<\s*storage\s*,\s*read_write\s*>/g;
+const BINDING =
+  /@group\(0\)\s*@binding\((\d+)\)\s*var\s*<\s*(uniform|storage(?:\s*,\s*(read|read_write))?)\s*>/g;
+
+/**
+ * The bind group layout a shader declares, with its uniform block (binding 0) at a dynamic offset (see
+ * ParamRing). Explicit rather than 'auto', which cannot have dynamic offsets; so a shader declares only
+ * the bindings its entry point uses.
+ */
+export function declaredBindings(code: string): GPUBindGroupLayoutEntry[] {
+  return [...code.matchAll(BINDING)]
+    .map((m) => {
+      const type: GPUBufferBindingType =
+        m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
+      return {
+        binding: Number(m[1]),
+        visibility: GPUShaderStage.COMPUTE,
+        buffer: { type, hasDynamicOffset: type === 'uniform' },
+      };
+    })
+    .sort((a, b) => a.binding - b.binding);
+}
 
 /**
  * The binding numbers of a shader's `read_write` storage buffers: the buffers a dispatch may write, which
@@ -26,6 +47,7 @@ export function writableBindings(code: string): ReadonlySet<number> {
 export class PipelineCache {
   private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   private readonly writable = new Map<string, ReadonlySet<number>>();
+  private readonly layouts = new Map<string, GPUBindGroupLayout>();
 
   constructor(
     private readonly device: GPUDevice,
@@ -46,6 +68,13 @@ export class PipelineCache {
       this.pipelines.set(source.key, pipeline);
     }
     return pipeline;
+  }
+
+  /** The bind group layout of a built pipeline (see declaredBindings). */
+  bindGroupLayout(key: string): GPUBindGroupLayout {
+    const layout = this.layouts.get(key);
+    if (!layout) throw new Error(`pipeline ${key} is not built yet`);
+    return layout;
   }
 
   /** The bindings a built pipeline's shader may write (its `read_write` storage buffers). */
@@ -71,11 +100,20 @@ export class PipelineCache {
         where,
       });
     }
+    const bindGroupLayout = this.device.createBindGroupLayout({
+      label: source.key,
+      entries: declaredBindings(code),
+    });
+    this.layouts.set(source.key, bindGroupLayout);
+    const layout = this.device.createPipelineLayout({
+      label: source.key,
+      bindGroupLayouts: [bindGroupLayout],
+    });
     let pipeline: GPUComputePipeline;
     try {
       pipeline = await this.device.createComputePipelineAsync({
         label: source.key,
-        layout: 'auto',
+        layout,
         compute: { module, entryPoint: source.entryPoint ?? 'main', constants: source.constants ?? {} },
       });
     } catch (cause) {

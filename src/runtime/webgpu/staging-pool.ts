@@ -43,6 +43,10 @@ export interface StagingOwner {
   writesDirectly(buffer: GPUBuffer): boolean;
   /** Submits work to the device's queue, naming the buffers it touches (see `GpuDevice.submit`). */
   submit(commands: GPUCommandBuffer[], uses?: readonly BufferUse[]): number;
+  /** Clears a buffer in order with the kernels queued before (see `GpuDevice.clearBuffer`). */
+  clearBuffer(buffer: GPUBuffer): void;
+  /** Destroys a buffer once no pending work uses it (see `GpuDevice.retire`). */
+  retire(buffer: GPUBuffer): void;
   readonly isDestroyed: boolean;
 }
 

@@ -1,4 +1,5 @@
 import type { KernelSpan } from '../device.js';
+import { BATCH_MAX_PASSES } from './command-batch.js';
 
 const PAIRS_PER_SET = 256;
 
@@ -61,11 +62,15 @@ export class TimestampProfiler {
     };
   }
 
-  /** Call right after submitting the pass, with the host time taken just before the submit. */
+  /**
+   * Call right after a submit carrying passes, with the host time taken just before it: every pass not yet
+   * submitted was in it. Resolves the set once another full batch might not fit it.
+   */
   submitted(hostSubmitNs: number): void {
-    const last = this.entries[this.entries.length - 1];
-    if (last) last.hostSubmitNs = hostSubmitNs;
-    if (this.entries.length === PAIRS_PER_SET) this.flush();
+    for (let i = this.entries.length - 1; i >= 0 && this.entries[i]!.hostSubmitNs === 0; i--) {
+      this.entries[i]!.hostSubmitNs = hostSubmitNs;
+    }
+    if (this.entries.length > PAIRS_PER_SET - BATCH_MAX_PASSES) this.flush();
   }
 
   /** Queues the resolve of every recorded pair; the query set can be reused right after. */

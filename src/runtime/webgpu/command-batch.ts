@@ -1,0 +1,53 @@
+import type { BufferUse } from './buffer-uses.js';
+
+/**
+ * Compute passes a batch holds before it is submitted on its own. Each submit costs lavapipe ~300 µs of
+ * host and driver time whatever it carries, which a small kernel does not amortise (bench/RESULTS.md,
+ * "Dispatch batching"); but a GPU idles while the host encodes, so a batch is not let grow without end.
+ */
+export const BATCH_MAX_PASSES = 32;
+
+/**
+ * Work encoded for one device and not yet submitted: one command encoder holding a compute pass per
+ * kernel (so each keeps its own timestamps), the buffers it touches, and the run of parameter slots its
+ * kernels took (see ParamRing). The device submits it before anything that must come after it on the
+ * queue (see GpuDevice.flush).
+ */
+export class CommandBatch {
+  readonly encoder: GPUCommandEncoder;
+  readonly uses = new Map<GPUBuffer, boolean>();
+  /** Buffers freed while the batch still used them: destroyed once it is submitted. */
+  readonly retired: GPUBuffer[] = [];
+  /** Profiled passes without device timestamps: `tag\0label`, given the submit time as their span. */
+  readonly labels: string[] = [];
+  passes = 0;
+  /** Byte offset of the batch's first parameter slot, and how many slots it took. */
+  firstParam: number | null = null;
+  paramSlots = 0;
+
+  constructor(device: GPUDevice) {
+    this.encoder = device.createCommandEncoder({ label: 'batch' });
+  }
+
+  get full(): boolean {
+    return this.passes >= BATCH_MAX_PASSES;
+  }
+
+  /** Whether the batch touches the buffer (reads or writes it). */
+  has(buffer: GPUBuffer): boolean {
+    return this.uses.has(buffer);
+  }
+
+  touch(buffer: GPUBuffer, writes: boolean): void {
+    this.uses.set(buffer, (this.uses.get(buffer) ?? false) || writes);
+  }
+
+  tookParam(offset: number): void {
+    this.firstParam ??= offset;
+    this.paramSlots++;
+  }
+
+  bufferUses(): BufferUse[] {
+    return [...this.uses].map(([buffer, writes]) => ({ buffer, writes }));
+  }
+}
