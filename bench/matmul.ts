@@ -85,28 +85,38 @@ export async function benchMatmulVariants(
   return tunedMs;
 }
 
-/** The cost of one small dispatch: alone (submit to completion), and amortized over 100 in flight. */
+/**
+ * The cost of small kernels, submit to completion: 1, 10 and 100 of them queued into the device's batches
+ * (the default), and the same with a submit after each kernel (what every kernel did before batching).
+ * Each kernel scales 64 values, so the figure is what a kernel costs beyond its arithmetic.
+ */
 export async function benchDispatch(device: GpuDevice, sink: BenchSink): Promise<void> {
   const x = device.upload(new Float32Array(64), [64], 'bench/tiny');
-  const one = async () => {
-    const y = await device.kernels.scale(x, 2);
-    await device.sync();
-    y.free();
-  };
-  const roundTrip = await timeMedian('dispatch/round-trip', one, 20, 3);
-  const hundred = await timeMedian(
-    'dispatch/x100',
-    async () => {
-      const outs = [];
-      for (let i = 0; i < 100; i++) outs.push(await device.kernels.scale(x, 2));
-      await device.sync();
-      for (const o of outs) o.free();
-    },
-    5,
-    1,
-  );
-  x.free();
   const base = { suite: 'dispatch' as const, backend: 'webgpu', adapter: device.adapter.name, peer: null };
-  sink({ ...base, name: 'dispatch_round_trip', median_ms: roundTrip, us_per_dispatch: roundTrip * 1000 });
-  sink({ ...base, name: 'dispatch_pipelined_x100', median_ms: hundred, us_per_dispatch: hundred * 10 });
+  for (const count of [1, 10, 100]) {
+    for (const mode of ['batched', 'submit each'] as const) {
+      const ms = await timeMedian(
+        `dispatch/${count}/${mode}`,
+        async () => {
+          const outs = [];
+          for (let i = 0; i < count; i++) {
+            outs.push(await device.kernels.scale(x, 2));
+            if (mode === 'submit each') device.flush();
+          }
+          await device.sync();
+          for (const o of outs) o.free();
+        },
+        count === 100 ? 7 : 21,
+        2,
+      );
+      sink({
+        ...base,
+        name: `dispatch_x${count}_${mode === 'batched' ? 'batched' : 'submit_each'}`,
+        kernels: count,
+        median_ms: ms,
+        us_per_dispatch: (ms * 1000) / count,
+      });
+    }
+  }
+  x.free();
 }

@@ -1,6 +1,9 @@
+/// <reference types="@webgpu/types" preserve="true" />
+/// <reference lib="esnext.disposable" preserve="true" />
 /**
  * webgpu-parallel: run tensor- and pipeline-parallel strategies for real on WebGPU devices (or gpu.js where
- * there is none) and report what was measured. This file is the package's one public entry point.
+ * there is none) and report what was measured. This file is the package's one public entry point; the
+ * runtime's plumbing is in `webgpu-parallel/internals` (src/internals.ts), outside the API.
  */
 
 export * from './collectives/index.js';
@@ -19,8 +22,6 @@ export type {
 export * as reference from './kernels/reference/reference-ops.js';
 export * as transformerReference from './kernels/reference/transformer-ops.js';
 export { autotuneMatmul, type TuneResult } from './kernels/webgpu/autotune.js';
-export { type MatmulVariant, matmulCatalog, shapeClass } from './kernels/webgpu/matmul-variants.js';
-export { TuningCache } from './kernels/webgpu/tuning-cache.js';
 export { Checkpoint } from './models/checkpoint/checkpoint.js';
 export { SafetensorsFile, writeSafetensors } from './models/checkpoint/safetensors.js';
 export {
@@ -47,8 +48,6 @@ export { MemoryLedger } from './runtime/memory-ledger.js';
 export { type Freeable, TensorScope, tidy } from './runtime/scope.js';
 export { describeSystem, type SystemInfo } from './runtime/system-info.js';
 export { type DType, type HostArray, type Shape, Tensor } from './runtime/tensor.js';
-export { type PollStats, pollStats } from './runtime/webgpu/dawn-poll.js';
-export { GpuDevice } from './runtime/webgpu/gpu-device.js';
 export { type Finding, formatFindings, hasErrors, type Severity } from './strategy/findings.js';
 export { type PipelineMeasurement, unionMs } from './strategy/measure.js';
 export { estimateMemory } from './strategy/memory-estimate.js';

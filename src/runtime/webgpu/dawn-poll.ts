@@ -137,7 +137,7 @@ export function pollStats(): PollStats | null {
   return { ticks, deferred, active };
 }
 
-export function pollModeFromEnv(env: NodeJS.ProcessEnv = process.env): PollMode {
+export function pollModeFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): PollMode {
   const mode = env.WEBGPU_PARALLEL_DAWN_POLL;
   return mode === 'spin' || mode === 'backoff' ? mode : 'auto';
 }
