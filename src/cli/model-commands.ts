@@ -10,7 +10,7 @@ import { type BackendChoice, DeviceGroup } from '../runtime/device-group.js';
 import { unionMs } from '../strategy/measure.js';
 import { parseBytes } from './bytes.js';
 import { readText } from './files.js';
-import { positiveInt, positiveNumber } from './options.js';
+import { backendChoice, positiveInt, positiveNumber } from './options.js';
 import { progressBar } from './progress.js';
 
 /** "1,2,3" -> [1, 2, 3]; repeated flags collect one prompt each. */
@@ -105,7 +105,7 @@ export function addModelCommands(program: Command): void {
     )
     .option('--plan <file>', 'a JSON sharding plan: {"stages": [{"devices": [0, 1], "layers": 2}, ...]}')
     .option('--microbatches <n>', 'microbatches per pipeline step', positiveInt)
-    .option('--backend <name>', 'webgpu, gpujs, cpu or auto', 'auto')
+    .option('--backend <name>', 'webgpu, gpujs, cpu or auto', backendChoice, 'auto' as const)
     .option('--memory-cap <bytes>', 'memory budget per device (e.g. 64MiB)', parseBytes)
     .option('--profile', "record every kernel and report each device's busy time (slows the run a little)")
     .option('--json', 'print JSON')

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { BACKEND_CHOICES, type BackendChoice } from '../runtime/device-group.js';
 
 /** Parses an integer option; commander puts the option's name before the message. */
 export function positiveInt(value: string): number {
@@ -15,4 +16,12 @@ export function positiveNumber(value: string): number {
     throw new InvalidArgumentError(`'${value}' is not a number above zero`);
   }
   return n;
+}
+
+/** Parses --backend: one of the backends a group opens on, refused otherwise with the list. */
+export function backendChoice(value: string): BackendChoice {
+  if (!BACKEND_CHOICES.includes(value as BackendChoice)) {
+    throw new InvalidArgumentError(`'${value}' is not a backend; use one of ${BACKEND_CHOICES.join(', ')}`);
+  }
+  return value as BackendChoice;
 }

@@ -12,7 +12,7 @@ import { parseStrategyText, validateStrategy } from '../strategy/validate.js';
 import { weightsFromJson, weightsToJson } from '../strategy/weights-file.js';
 import { parseBytes } from './bytes.js';
 import { readText, writeAtomically } from './files.js';
-import { positiveInt } from './options.js';
+import { backendChoice, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
 
 interface RunFlags {
@@ -81,7 +81,12 @@ export function addStrategyCommands(program: Command): void {
     .option('--trace <file>', 'write the timeline as a Chrome trace (open in Perfetto)')
     .option('--microbatches <n>', 'override batch.microbatches', positiveInt)
     .option('--memory-cap <bytes>', 'override hardware.memory_per_device_bytes (e.g. 64MiB)', parseBytes)
-    .option('--backend <name>', 'webgpu, gpujs, cpu or auto (gpu.js where no WebGPU adapter answers)', 'auto')
+    .option(
+      '--backend <name>',
+      'webgpu, gpujs, cpu or auto (gpu.js where no WebGPU adapter answers)',
+      backendChoice,
+      'auto' as const,
+    )
     .option(
       '--adapter <name>',
       'WebGPU adapter by name, once per device in turn (default: logical devices on one adapter)',

@@ -6,6 +6,9 @@ import type { BackendName, Device } from './device.js';
 
 export type BackendChoice = BackendName | 'auto';
 
+/** Every backend a group can be opened on; `auto` is WebGPU where an adapter answers, else gpu.js. */
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'webgpu', 'gpujs', 'cpu'];
+
 export interface OpenDeviceGroupOptions {
   /** How many devices to open (default 1). */
   readonly count?: number;
@@ -51,6 +54,24 @@ export class DeviceGroup {
         : options.memoryBudgetBytes?.[i],
     );
     const backend = options.backend ?? 'auto';
+    if (!BACKEND_CHOICES.includes(backend)) {
+      throw new ParallelError('INVALID_ARGUMENT', `unknown backend '${backend}'`, {
+        where: 'backend',
+        fix: `use one of ${BACKEND_CHOICES.join(', ')}`,
+      });
+    }
+    const adapters = options.adapters ?? [];
+    if (adapters.length > 0) {
+      // Named adapters are WebGPU's: never a silent fallback past a name that matches nothing.
+      const { checkAdapterNames } = await import('./webgpu/dawn.js');
+      await checkAdapterNames(adapters);
+      if (backend === 'gpujs' || backend === 'cpu') {
+        throw new ParallelError('INVALID_ARGUMENT', `adapters are WebGPU's, but the backend is ${backend}`, {
+          where: 'adapters',
+          fix: 'drop the adapter names, or use the webgpu backend',
+        });
+      }
+    }
     if (backend === 'cpu') {
       return new DeviceGroup(
         budgets.map((budget, id) => new CpuDevice(id, budget)),
@@ -71,8 +92,8 @@ export class DeviceGroup {
         });
         return new DeviceGroup(devices, true);
       } catch (error) {
-        if (backend === 'webgpu' || !(error instanceof ParallelError) || error.code !== 'NO_ADAPTER')
-          throw error;
+        const fallback = backend === 'auto' && adapters.length === 0;
+        if (!fallback || !(error instanceof ParallelError) || error.code !== 'NO_ADAPTER') throw error;
       }
     }
     const { openGpuJsDevices } = await import('./gpujs/open-gpujs.js');

@@ -120,6 +120,17 @@ export async function requestAdapter(options: DawnOptions = {}): Promise<OpenedA
   }
 }
 
+/** NO_ADAPTER naming the first of `names` that no adapter's name contains, with the adapters there are. */
+export async function checkAdapterNames(names: readonly string[]): Promise<void> {
+  const real = await listAdapterNames();
+  const missing = names.find((name) => !real.some((r) => r.includes(name)));
+  if (missing === undefined) return;
+  throw new ParallelError('NO_ADAPTER', `no WebGPU adapter matches '${missing}'`, {
+    where: 'adapter',
+    fix: real.length > 0 ? `pick one of: ${real.join('; ')}` : NO_ADAPTER_HELP,
+  });
+}
+
 /**
  * Names of every adapter Dawn can open. WebGPU has no enumeration call, but Dawn answers a request for an
  * adapter that cannot exist with the list of those that do; that list is parsed here.
