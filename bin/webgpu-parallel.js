@@ -2,7 +2,7 @@
 // Runs the CLI in a child process so that Dawn's and the Vulkan loader's messages, which native code
 // writes straight to file descriptor 2, can be filtered out of what the user sees (kept with --verbose).
 import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 const main = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
@@ -17,17 +17,38 @@ const NATIVE_NOISE = [
 ];
 
 const child = spawn(process.execPath, [main, ...args], {
-  stdio: ['inherit', 'inherit', verbose ? 'inherit' : 'pipe'],
+  // The IPC channel closes when this process dies, however it dies (SIGKILL too): the child then exits.
+  stdio: ['inherit', 'inherit', verbose ? 'inherit' : 'pipe', 'ipc'],
+  // The child's stderr is a pipe here; it draws its progress bar where ours is a terminal.
+  env: process.stderr.isTTY
+    ? { ...process.env, WEBGPU_PARALLEL_STDERR_TTY: String(process.stderr.columns ?? 80) }
+    : process.env,
 });
 if (!verbose) {
+  let pending = '';
   let dropping = false;
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    const noise = NATIVE_NOISE.some((re) => re.test(line)) || (dropping && line.trim() === '');
-    dropping = noise;
-    if (!noise) process.stderr.write(`${line}\n`);
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      const noise = NATIVE_NOISE.some((re) => re.test(line)) || (dropping && line.trim() === '');
+      dropping = noise;
+      if (!noise) process.stderr.write(`${line}\n`);
+    }
+    // A progress bar redraws its line in place (carriage returns, escapes) and never ends it: pass it on.
+    if (pending.includes('\r') || pending.includes('\u001b')) {
+      process.stderr.write(pending);
+      pending = '';
+    }
+  });
+  child.stderr.on('end', () => {
+    if (pending && !NATIVE_NOISE.some((re) => re.test(pending))) process.stderr.write(pending);
   });
 }
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => {
-  process.exitCode = code ?? (signal ? 128 + 1 : 1);
+  // As a shell reports a child killed by a signal: 128 + its number (SIGINT 130, SIGTERM 143, SIGABRT 134).
+  process.exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1);
 });

@@ -50,4 +50,10 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+// Under the bin wrapper, an IPC channel to it: when it dies (even by SIGKILL) the channel closes, and the
+// run stops with it rather than writing its report later to nobody. The channel alone keeps nothing alive.
+if (process.channel) {
+  process.channel.unref();
+  process.on('disconnect', () => process.exit(143));
+}
 process.exitCode = await main(process.argv.slice(2));
