@@ -306,7 +306,7 @@ export class GpuDevice implements Device {
         at += r.count * size;
       }
       const serial = this.submit([encoder.finish()], [{ buffer: gpuTensor.buffer, writes: false }]);
-      await this.lossRace.race(staging.mapAsync(GPUMapMode.READ, 0, bytes));
+      await this.wait(staging.mapAsync(GPUMapMode.READ, 0, bytes), `${op} of '${tensor.label}'`);
       this.uses.completedThrough(serial);
       this.throwIfFailed();
     } catch (error) {
@@ -337,7 +337,7 @@ export class GpuDevice implements Device {
   async dispatch(work: Dispatch): Promise<void> {
     this.assertUsable(work.source.key);
     if (work.workgroups.some((n) => n === 0)) return;
-    const pipeline = await this.pipelines.get(work.source);
+    const pipeline = await this.wait(this.pipelines.get(work.source), work.source.key);
     this.assertUsable(work.source.key);
     let offset: number | null = null;
     if (work.params) {
@@ -345,7 +345,7 @@ export class GpuDevice implements Device {
       if (offset === null) {
         // Every slot is in flight: submit what waits, and let the oldest batches complete.
         this.flush();
-        await this.lossRace.race(this.gpu.queue.onSubmittedWorkDone());
+        await this.wait(this.gpu.queue.onSubmittedWorkDone(), work.source.key);
         offset = this.params.take(work.params);
         if (offset === null) throw new ParallelError('BACKEND', `${this.name}: kernel parameters overflow`);
       }
@@ -512,7 +512,7 @@ export class GpuDevice implements Device {
     this.assertUsable('sync');
     // Flushes writes Dawn still holds, so that they are part of what is waited for.
     const serial = this.submit([]);
-    await this.lossRace.race(this.gpu.queue.onSubmittedWorkDone());
+    await this.wait(this.gpu.queue.onSubmittedWorkDone(), 'sync');
     this.uses.completedThrough(serial);
     this.throwIfFailed();
   }
@@ -530,7 +530,7 @@ export class GpuDevice implements Device {
     const host = this.hostSpans;
     this.hostSpans = [];
     if (!this.profiler) return host;
-    return [...host, ...(await this.lossRace.race(this.profiler.take()))];
+    return [...host, ...(await this.wait(this.profiler.take(), 'takeSpans'))];
   }
 
   /** Raises the first asynchronous validation or out-of-memory error the device reported. */
@@ -545,6 +545,8 @@ export class GpuDevice implements Device {
 
   destroy(): void {
     if (this.destroyed) return;
+    // Waits still pending end now, as DESTROYED naming what they waited for (see `wait`).
+    this.lossRace.lose(new ParallelError('DESTROYED', `${this.name} was destroyed`, { where: this.name }));
     // Pending kernels are dropped with the device; the buffers freed while they were pending go with it.
     this.batch = null;
     this.bindGroups.clear();
@@ -559,6 +561,31 @@ export class GpuDevice implements Device {
 
   get isDestroyed(): boolean {
     return this.destroyed;
+  }
+
+  /**
+   * Waits for the device, failing with the library's error if the device goes away meanwhile: Dawn rejects
+   * a map or a queue wait of a destroyed device with a bare AbortError, which says neither what nor where.
+   */
+  private async wait<T>(work: Promise<T>, op: string): Promise<T> {
+    try {
+      return await this.lossRace.race(work);
+    } catch (error) {
+      if (this.destroyed) {
+        throw new ParallelError('DESTROYED', `${this.name} was destroyed during ${op}`, {
+          where: `${this.name}: ${op}`,
+          fix: 'destroy a device group only after the work on it has been awaited',
+          cause: error,
+        });
+      }
+      if (this.lost) {
+        throw new ParallelError('DEVICE_LOST', `${this.lost.message} (during ${op})`, {
+          where: `${this.name}: ${op}`,
+          cause: error,
+        });
+      }
+      throw error;
+    }
   }
 
   private assertUsable(where: string): void {
