@@ -18,8 +18,8 @@ export class CommandBatch {
   readonly uses = new Map<GPUBuffer, boolean>();
   /** Buffers freed while the batch still used them: destroyed once it is submitted. */
   readonly retired: GPUBuffer[] = [];
-  /** Profiled passes without device timestamps: `tag\0label`, given the submit time as their span. */
-  readonly labels: string[] = [];
+  /** Profiled passes without device timestamps, given the submit time as their span. */
+  readonly untimed: { readonly label: string; readonly tag: string }[] = [];
   passes = 0;
   /** Byte offset of the batch's first parameter slot, and how many slots it took. */
   firstParam: number | null = null;

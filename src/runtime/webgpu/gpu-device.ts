@@ -373,7 +373,7 @@ export class GpuDevice implements Device {
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
     batch.passes++;
-    if (this.profiling && !timed) batch.labels.push(`${this.tag}\u0000${work.source.key}`);
+    if (this.profiling && !timed) batch.untimed.push({ label: work.source.key, tag: this.tag });
     if (batch.full) this.flush();
   }
 
@@ -493,10 +493,8 @@ export class GpuDevice implements Device {
   /** A submitted batch: its passes' submit time for the profiler, and the buffers freed while it was open. */
   private afterBatch(batch: CommandBatch, hostNs: number): void {
     if (this.profiler && this.profiling) this.profiler.submitted(hostNs);
-    for (const key of batch.labels) {
-      const [tag, label] = key.split('\u0000') as [string, string];
+    for (const { label, tag } of batch.untimed)
       this.hostSpans.push({ label, tag, startNs: hostNs, endNs: hostNs });
-    }
     for (const buffer of batch.retired) buffer.destroy();
   }
 
