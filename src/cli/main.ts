@@ -55,5 +55,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 if (process.channel) {
   process.channel.unref();
   process.on('disconnect', () => process.exit(143));
+  // The wrapper may have died while the modules above were loading, before anyone listened.
+  if (!process.connected) process.exit(143);
 }
 process.exitCode = await main(process.argv.slice(2));
