@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { DeviceGroup } from '../src/runtime/device-group.js';
 import type { GpuDevice } from '../src/runtime/webgpu/gpu-device.js';
 import { runCollectiveBench } from './collectives.js';
+import { runDistributedBench } from './distributed.js';
 import { benchDispatch, benchMatmulVariants, gflops, matmulShapes } from './matmul.js';
 import { runModelBench } from './model.js';
 import { runMoeBench } from './moe.js';
@@ -24,7 +25,7 @@ const program = new Command('bench')
   .option('--quick', 'fewer and smaller sizes')
   .option(
     '--suites <list>',
-    'comma-separated: matmul,collective,pipeline,model,moe',
+    'comma-separated: matmul,collective,pipeline,model,moe,distributed',
     'matmul,collective,pipeline,model,moe',
   )
   .option('--runs <n>', 'timed runs per figure (median reported)', (v) => Math.max(5, Number(v)), 5)
@@ -98,4 +99,5 @@ if (suites.has('collective')) {
 if (suites.has('pipeline')) await runPipelineBench(sink, { quick: options.quick });
 if (suites.has('model')) await runModelBench(sink, { quick: options.quick });
 if (suites.has('moe')) await runMoeBench(sink, { quick: options.quick });
+if (suites.has('distributed')) await runDistributedBench(sink, { quick: options.quick });
 if (!options.json) process.stdout.write(formatTable(records));

@@ -2,7 +2,14 @@ import { Bench } from 'tinybench';
 
 /** One line of `npm run bench -- --json`: every suite writes these, and the table prints them. */
 export interface BenchRecord {
-  readonly suite: 'matmul' | 'dispatch' | 'collective' | 'pipeline' | 'model' | 'moe';
+  readonly suite:
+    | 'matmul'
+    | 'dispatch'
+    | 'collective'
+    | 'pipeline'
+    | 'model'
+    | 'moe'
+    | 'distributed';
   readonly name: string;
   readonly backend?: string;
   readonly adapter?: string;

@@ -4,18 +4,12 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
+// Dawn logs as `Warning: ...` with an indented source location after it; the loader as `[Loader Message]`.
+import { isNativeNoise } from '../dist/src/cli/native-noise.js';
 
 const main = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const args = process.argv.slice(2);
 const verbose = args.includes('--verbose') || args.includes('-v');
-// Dawn logs as `Warning: ...` with an indented source location after it; the loader as `[Loader Message]`.
-const NATIVE_NOISE = [
-  /^Warning: /,
-  /third_party\/dawn\//,
-  /^(WARNING|INFO|ERROR): \[Loader Message\]/,
-  /^MESA: /,
-];
-
 const child = spawn(process.execPath, [main, ...args], {
   // The IPC channel closes when this process dies, however it dies (SIGKILL too): the child then exits.
   stdio: ['inherit', 'inherit', verbose ? 'inherit' : 'pipe', 'ipc'],
@@ -33,7 +27,7 @@ if (!verbose) {
     const lines = pending.split('\n');
     pending = lines.pop() ?? '';
     for (const line of lines) {
-      const noise = NATIVE_NOISE.some((re) => re.test(line)) || (dropping && line.trim() === '');
+      const noise = isNativeNoise(line) || (dropping && line.trim() === '');
       dropping = noise;
       if (!noise) process.stderr.write(`${line}\n`);
     }
@@ -44,7 +38,7 @@ if (!verbose) {
     }
   });
   child.stderr.on('end', () => {
-    if (pending && !NATIVE_NOISE.some((re) => re.test(pending))) process.stderr.write(pending);
+    if (pending && !isNativeNoise(pending)) process.stderr.write(pending);
   });
 }
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));

@@ -17,7 +17,13 @@ export type ErrorCode =
   | 'IO'
   | 'CHECKPOINT'
   | 'BACKEND'
-  | 'INVALID_ARGUMENT';
+  | 'INVALID_ARGUMENT'
+  /** A rank of a multi-process world died, left or could not be reached. */
+  | 'RANK_LOST'
+  /** A rank waited longer than its timeout for a peer or the store. */
+  | 'TIMEOUT'
+  /** A rank was refused at the rendezvous: joined twice or late, another world size or strategy hash. */
+  | 'RENDEZVOUS';
 
 export interface ParallelErrorOptions {
   /** Where the problem is: a file, a JSON path, a device, a kernel variant. */

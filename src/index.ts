@@ -7,6 +7,7 @@
  */
 
 export * from './collectives/index.js';
+export * from './distributed/index.js';
 export { type ErrorCode, isParallelError, ParallelError, type ParallelErrorOptions } from './errors.js';
 export type {
   Activation,

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { isParallelError } from '../errors.js';
 import { describeSystem } from '../runtime/system-info.js';
 import { formatInfo } from './info.js';
+import { addLaunchCommands } from './launch-command.js';
 import { addModelCommands } from './model-commands.js';
 import { addStrategyCommands } from './strategy-commands.js';
 import { addTuneCommand } from './tune-command.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   addStrategyCommands(program);
   addTuneCommand(program);
   addModelCommands(program);
+  addLaunchCommands(program);
   return program;
 }
 
