@@ -9,7 +9,8 @@ export interface BenchRecord {
     | 'pipeline'
     | 'model'
     | 'moe'
-    | 'distributed';
+    | 'distributed'
+    | 'variants';
   readonly name: string;
   readonly backend?: string;
   readonly adapter?: string;

@@ -101,6 +101,72 @@ describe('webgpu-parallel schema, info, run', () => {
   });
 });
 
+describe('webgpu-parallel validate on model strategies', () => {
+  it.each(['examples/llama-tp-pp.json', 'examples/mixtral-ep.json', 'examples/llama-unbalanced.json'])(
+    'accepts %s: exit 0',
+    (file) => {
+      const r = cli('validate', file);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain(`${file}: valid`);
+    },
+  );
+
+  it('names a gap in the layer ranges with its JSON path and fix, exit 1', () => {
+    const file = join(dir, 'gap.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ ...tinyModelStrategy(), stages: [{ name: 'a', devices: [0], layers: [1, 1] }] }),
+    );
+    const r = cli('validate', file);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('LAYERS_GAP at $.stages[0].layers[0]');
+    expect(r.stdout).toContain('fix: start this stage at layer 0');
+    expectNoStack(r);
+  });
+});
+
+/** llama-tiny over 2 tensor-parallel stages of 2 devices, one sequence a microbatch. */
+function tinyModelStrategy() {
+  return {
+    name: 'tiny model strategy',
+    hardware: { device_count: 4, memory_per_device_bytes: 64 * 2 ** 20 },
+    model: { preset: 'llama-tiny' },
+    batch: { batch_size: 4, seq_len: 8, microbatches: 4 },
+    stages: [
+      { name: 'front', devices: [0, 1], layers: [0, 0] },
+      { name: 'back', devices: [2, 3], layers: [1, 1] },
+    ],
+  };
+}
+
+describe.skipIf(!(await webGpuAvailable()))('webgpu-parallel run and improve on a model strategy', () => {
+  it(`run: the logits checks pass on ${TEST_BACKEND}, exit 0`, () => {
+    const file = join(dir, 'tiny-model.json');
+    writeFileSync(file, JSON.stringify(tinyModelStrategy()));
+    const r = cli('run', file, '--json', '--no-progress', '--backend', TEST_BACKEND, '--no-baseline');
+    expect(r.status).toBe(0);
+    const report = JSON.parse(r.stdout) as { verdict: string; checks: { passed: boolean }[] };
+    expect(report.verdict).toBe('SOUND');
+    expect(report.checks.length).toBe(2);
+    expect(report.checks.every((c) => c.passed)).toBe(true);
+  });
+
+  it('improve: reports before and after, writes a valid improved file', () => {
+    const file = join(dir, 'tiny-improve.json');
+    const out = join(dir, 'tiny-improve.better.json');
+    writeFileSync(file, JSON.stringify(tinyModelStrategy()));
+    const r = cli('improve', file, '-o', out, '--no-progress', '--backend', TEST_BACKEND, '--repeats', '2');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain(`# Improving ${file}`);
+    if (r.stdout.includes('## Before and after')) {
+      expect(r.stdout).toMatch(/\*\*Speedup [\d.]+×\*\*/);
+      expect(existsSync(out)).toBe(true);
+      expect(cli('validate', out).status).toBe(0);
+    } else expect(r.stdout).toContain('No improved strategy');
+    expectNoStack(r);
+  });
+});
+
 describe.skipIf(!(await webGpuAvailable()))('the library example', () => {
   it(`runs a Megatron MLP over 2 ${TEST_BACKEND} devices through the public entry point, matching the reference`, () => {
     const r = spawnSync(

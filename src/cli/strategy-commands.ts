@@ -1,14 +1,17 @@
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { ParallelError } from '../errors.js';
 import { TuningCache } from '../kernels/webgpu/tuning-cache.js';
 import type { BackendChoice } from '../runtime/device-group.js';
+import { checkStrategy, type StrategyCheck } from '../strategy/check-strategy.js';
 import { formatFindings, hasErrors } from '../strategy/findings.js';
-import { planStages } from '../strategy/model-plan.js';
-import { randomWeights } from '../strategy/model-weights.js';
+import { improveJson, improveMarkdown } from '../strategy/improve-report.js';
+import { improveStrategy } from '../strategy/improve-run.js';
+import { randomWeights, type StageWeights } from '../strategy/model-weights.js';
 import { reportJson, reportMarkdown } from '../strategy/report.js';
 import { runStrategy } from '../strategy/run-strategy.js';
 import { strategyJsonSchema } from '../strategy/schema.js';
-import { parseStrategyText, validateStrategy } from '../strategy/validate.js';
+import { parseStrategyText } from '../strategy/validate.js';
 import { weightsFromJson, weightsToJson } from '../strategy/weights-file.js';
 import { parseBytes } from './bytes.js';
 import { readText, writeAtomically } from './files.js';
@@ -38,17 +41,37 @@ function parseJson(text: string, file: string): unknown {
   return parsed.value;
 }
 
-/** Reads and validates a strategy file; prints the findings; returns the parsed value when it may run. */
+/** Reads and validates a strategy file of either form; returns the parsed value and the check. */
 function loadAndValidate(file: string, flags: { microbatches?: number; memoryCap?: number; json?: boolean }) {
   const parsed = parseStrategyText(readText(file));
-  const result =
+  const result: StrategyCheck =
     parsed.findings.length > 0
-      ? { strategy: null, plans: [], findings: parsed.findings }
-      : validateStrategy(parsed.value, {
+      ? { family: 'chain', strategy: null, plans: [], findings: parsed.findings }
+      : checkStrategy(parsed.value, {
           microbatches: flags.microbatches,
           memoryCapBytes: flags.memoryCap,
+          baseDir: dirname(file),
         });
-  return { value: parsed.value, ...result, ok: !hasErrors(result.findings) };
+  return { value: parsed.value, check: result, findings: result.findings, ok: !hasErrors(result.findings) };
+}
+
+/** A chain strategy's weights: from --weights, or random from the seed; --save-weights writes them. */
+function chainWeights(check: StrategyCheck, flags: RunFlags): StageWeights[] | undefined {
+  if (check.family !== 'chain') {
+    if (flags.weights || flags.saveWeights) {
+      throw new ParallelError('INVALID_ARGUMENT', '--weights and --save-weights are for chain strategies', {
+        where: flags.weights ? '--weights' : '--save-weights',
+        fix: 'a model strategy takes its weights from model.preset (random, from seed) or model.checkpoint',
+      });
+    }
+    return undefined;
+  }
+  const plans = check.plans;
+  const weights = flags.weights
+    ? weightsFromJson(parseJson(readText(flags.weights), flags.weights), plans, flags.weights)
+    : randomWeights(plans, flags.seed ?? check.strategy!.seed ?? 1);
+  if (flags.saveWeights) writeAtomically(flags.saveWeights, JSON.stringify(weightsToJson(weights, plans)));
+  return weights;
 }
 
 export function addStrategyCommands(program: Command): void {
@@ -110,16 +133,12 @@ export function addStrategyCommands(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      const plans = planStages(checked.strategy!);
-      const weights = flags.weights
-        ? weightsFromJson(parseJson(readText(flags.weights), flags.weights), plans, flags.weights)
-        : randomWeights(plans, flags.seed ?? checked.strategy!.seed ?? 1);
-      if (flags.saveWeights)
-        writeAtomically(flags.saveWeights, JSON.stringify(weightsToJson(weights, plans)));
+      const weights = chainWeights(checked.check, flags);
       const bar = flags.progress ? progressBar('running') : null;
       try {
         const run = await runStrategy(checked.value, {
           weights,
+          baseDir: dirname(file),
           microbatches: flags.microbatches,
           memoryCapBytes: flags.memoryCap,
           backend: flags.backend,
@@ -134,11 +153,13 @@ export function addStrategyCommands(program: Command): void {
         if (flags.trace) writeAtomically(flags.trace, JSON.stringify(run.trace));
         if (flags.out) writeAtomically(flags.out, text);
         else process.stdout.write(text);
-        if (run.maxAbsError > run.tolerance) process.exitCode = 2;
+        if (!run.checks.every((c) => c.passed)) process.exitCode = 2;
       } finally {
         bar?.stop();
       }
     });
+
+  addImproveCommand(program);
 
   program
     .command('schema')
@@ -146,4 +167,71 @@ export function addStrategyCommands(program: Command): void {
     .action(() => {
       process.stdout.write(`${JSON.stringify(strategyJsonSchema(), null, 2)}\n`);
     });
+}
+
+/** Where `improve` writes the improved file by default: beside the original, `NAME.improved.json`. */
+export function improvedPath(file: string): string {
+  return file.replace(/(\.json)?$/i, '.improved.json');
+}
+
+function addImproveCommand(program: Command): void {
+  program
+    .command('improve <file>')
+    .description(
+      'run a strategy, derive a better one from what was measured, run that too, and report both side by side',
+    )
+    .option('-o, --out <file>', 'where to write the improved strategy (default: FILE.improved.json)')
+    .option('--report <file>', 'write the report to a file instead of stdout')
+    .option('--json', 'print the result as JSON instead of Markdown')
+    .option('--backend <name>', 'webgpu, gpujs, cpu or auto', 'auto')
+    .option(
+      '--adapter <name>',
+      'WebGPU adapter by name, once per device in turn (default: logical devices on one adapter)',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
+    .option('--repeats <n>', 'measured runs of each strategy (default 3)', positiveInt)
+    .option('--no-progress', 'no progress bar')
+    .action(async (file: string, flags: ImproveFlags) => {
+      const checked = loadAndValidate(file, {});
+      if (!checked.ok) {
+        process.stderr.write(formatFindings(file, checked.findings));
+        process.stderr.write(`${file}: not valid; nothing was run\n`);
+        process.exitCode = 1;
+        return;
+      }
+      const bar = flags.progress ? progressBar('measuring') : null;
+      try {
+        const result = await improveStrategy(checked.value, {
+          backend: flags.backend,
+          adapters: flags.adapter,
+          repeats: flags.repeats,
+          baseDir: dirname(file),
+          tuningCache: TuningCache.inUserCache(),
+          onProgress: (done, total) => bar?.update(done, total),
+        });
+        bar?.stop();
+        const out = result.improved ? (flags.out ?? improvedPath(file)) : null;
+        if (out) writeAtomically(out, `${JSON.stringify(result.improved, null, 2)}\n`);
+        const text = flags.json
+          ? `${JSON.stringify(improveJson(result, out), null, 2)}\n`
+          : improveMarkdown(result, file, out);
+        if (flags.report) writeAtomically(flags.report, text);
+        else process.stdout.write(text);
+        const runs = [result.before, ...(result.after ? [result.after] : [])];
+        if (!runs.every((r) => r.checks.every((c) => c.passed))) process.exitCode = 2;
+      } finally {
+        bar?.stop();
+      }
+    });
+}
+
+interface ImproveFlags {
+  out?: string;
+  report?: string;
+  json?: boolean;
+  backend: BackendChoice;
+  adapter: string[];
+  repeats?: number;
+  progress: boolean;
 }

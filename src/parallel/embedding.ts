@@ -99,6 +99,17 @@ export class VocabParallelEmbedding {
 
   /** ids: u32 [tokens], replicated on the layer's group; the output is replicated on the group. */
   async forward(ids: DistributedTensor): Promise<LayerOutput> {
+    const partial = await this.forwardPartial(ids);
+    const summed = await redistribute(this.ctx, partial, this.options.group, Replicate(), {
+      label: `${this.label}/sum`,
+      reduceOn: this.options.reduceOn,
+    });
+    partial.free(summed.output.shards);
+    return summed;
+  }
+
+  /** Each device's rows of its vocabulary range (zeros elsewhere), Partial(sum): for a caller that sums them with a collective of its own. */
+  async forwardPartial(ids: DistributedTensor): Promise<DistributedTensor> {
     const group = this.options.group;
     checkIds(ids, group, this.label);
     const partials = await Promise.all(
@@ -109,18 +120,7 @@ export class VocabParallelEmbedding {
         }),
       ),
     );
-    const partial = new DistributedTensor(
-      group,
-      Partial(),
-      [ids.globalShape[0]!, this.options.hidden],
-      partials,
-    );
-    const summed = await redistribute(this.ctx, partial, group, Replicate(), {
-      label: `${this.label}/sum`,
-      reduceOn: this.options.reduceOn,
-    });
-    partial.free(summed.output.shards);
-    return summed;
+    return new DistributedTensor(group, Partial(), [ids.globalShape[0]!, this.options.hidden], partials);
   }
 
   free(): void {

@@ -1,14 +1,18 @@
 import type { CollectiveContext, ReduceOn } from '../collectives/context.js';
-import { DistributedTensor, Partial, Replicate, Shard } from '../collectives/layout.js';
+import { DistributedTensor, Partial, Replicate, Shard, splitOffsets } from '../collectives/layout.js';
 import { redistribute } from '../collectives/redistribute.js';
 import { addTraffic, NO_TRAFFIC } from '../collectives/traffic.js';
 import { ParallelError } from '../errors.js';
 import type { Device } from '../runtime/device.js';
 import { DeviceGroup } from '../runtime/device-group.js';
-import { checkFills } from '../runtime/tensor.js';
+import { checkFills, type Tensor } from '../runtime/tensor.js';
 import type { LayerOutput } from './column-parallel-linear.js';
 import { addBiasOnce, uploadReplicated } from './replicated.js';
 import { checkSameGroup, type LinearLayerOptions, layerWeight } from './weights.js';
+
+function sameDevices(a: DeviceGroup, b: DeviceGroup): boolean {
+  return a.size === b.size && a.devices.every((d, i) => d === b.devices[i]);
+}
 
 export interface RowParallelLinearOptions extends LinearLayerOptions {
   /** Input features (weight rows) per device; absent: an even split, which must divide. */
@@ -33,6 +37,8 @@ export class RowParallelLinear {
   readonly inFeatures: number;
   readonly outFeatures: number;
   private readonly label: string;
+  /** Bias copies `addBias` made on devices outside the output group, by device and slice. */
+  private readonly biasCopies = new Map<Device, Map<string, Tensor>>();
 
   constructor(
     private readonly ctx: CollectiveContext,
@@ -55,6 +61,22 @@ export class RowParallelLinear {
 
   /** x: [tokens, inFeatures]; sharded on its last dim like the weight's rows, or any layout to scatter. */
   async forward(x: DistributedTensor): Promise<LayerOutput> {
+    const { output: partial, traffic } = await this.forwardPartial(x);
+    const summed = await redistribute(this.ctx, partial, this.outputGroup, Replicate(), {
+      label: `${this.label}/sum`,
+      reduceOn: this.options.reduceOn,
+    });
+    partial.free(summed.output.shards);
+    const output = this.bias ? await addBiasOnce(summed.output, this.bias) : summed.output;
+    return { output, traffic: addTraffic(traffic, summed.traffic) };
+  }
+
+  /**
+   * The partial products X_r A_r, Partial(sum) on the layer's group: no sum and no bias yet. For a caller
+   * that sums them with a collective of its own (a strategy file names it, onto any devices) and then adds
+   * the bias once with `addBias` (Megatron's skip_bias_add, with the reduction left to the caller too).
+   */
+  async forwardPartial(x: DistributedTensor): Promise<LayerOutput> {
     if (x.globalShape.length !== 2 || x.globalShape[1] !== this.inFeatures) {
       throw new ParallelError(
         'SHAPE',
@@ -102,17 +124,62 @@ export class RowParallelLinear {
       [x.globalShape[0]!, this.outFeatures],
       partials,
     );
-    const summed = await redistribute(this.ctx, partial, this.outputGroup, Replicate(), {
-      label: `${this.label}/sum`,
-      reduceOn: this.options.reduceOn,
-    });
-    partial.free(summed.output.shards);
-    const output = this.bias ? await addBiasOnce(summed.output, this.bias) : summed.output;
-    return { output, traffic: addTraffic(traffic, summed.traffic) };
+    return { output: partial, traffic };
+  }
+
+  /**
+   * The sum of `forwardPartial`'s output plus b, added once: `summed` may lie on any devices, replicated
+   * or sharded on its last dim (each shard gets its slice of b). `summed` is consumed.
+   */
+  async addBias(summed: DistributedTensor): Promise<DistributedTensor> {
+    const bias = this.options.bias;
+    if (!bias) return summed;
+    const p = summed.placement;
+    if (p.kind === 'partial' || summed.globalShape[summed.globalShape.length - 1] !== this.outFeatures) {
+      throw new ParallelError(
+        'SHAPE',
+        `${this.label}.addBias needs the summed output, got ${summed.describe()}`,
+        {
+          where: this.label,
+          fix: 'sum the partial outputs first (all_reduce, reduce or reduce_scatter)',
+        },
+      );
+    }
+    if (p.kind === 'replicate' && this.bias && sameDevices(summed.group, this.outputGroup))
+      return addBiasOnce(summed, this.bias);
+    const lastDim = p.kind === 'shard' && p.dim === summed.globalShape.length - 1;
+    const widths = summed.shards.map((s) => (lastDim ? s.shape[s.shape.length - 1]! : this.outFeatures));
+    const offsets = lastDim ? splitOffsets(widths) : widths.map(() => 0);
+    const shards = await Promise.all(
+      summed.shards.map((s, r) =>
+        s.device.kernels.add(s, this.biasSlice(s.device, offsets[r]!, widths[r]!), `${s.label}+bias`),
+      ),
+    );
+    summed.free();
+    return new DistributedTensor(summed.group, summed.placement, summed.globalShape, shards);
+  }
+
+  /** b[offset, offset + width) on `device`, uploaded on first use and kept with the layer. */
+  private biasSlice(device: Device, offset: number, width: number): Tensor {
+    const key = `${offset}:${width}`;
+    const perDevice = this.biasCopies.get(device) ?? new Map<string, Tensor>();
+    this.biasCopies.set(device, perDevice);
+    let t = perDevice.get(key);
+    if (!t) {
+      t = device.upload(
+        this.options.bias!.subarray(offset, offset + width),
+        [width],
+        `${this.label}.bias@${key}`,
+      );
+      perDevice.set(key, t);
+    }
+    return t;
   }
 
   free(): void {
     this.weight.free();
     this.bias?.free();
+    for (const copies of this.biasCopies.values()) for (const t of copies.values()) t.free();
+    this.biasCopies.clear();
   }
 }

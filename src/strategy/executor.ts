@@ -1,11 +1,12 @@
 import type { CollectiveContext } from '../collectives/context.js';
 import { gatherToHost } from '../collectives/host-io.js';
-import type { DistributedTensor } from '../collectives/layout.js';
+import { type DistributedTensor, Replicate } from '../collectives/layout.js';
 import { redistribute } from '../collectives/redistribute.js';
 import { hostBytes } from '../collectives/traffic.js';
+import type { DeviceGroup } from '../runtime/device-group.js';
 import { threadCpuMs } from '../runtime/thread-cpu.js';
 import { HOST_LANE, type Lane, lanesOf, type PipelineElement, type Schedule } from './schedule.js';
-import type { StageRuntime } from './sharded-model.js';
+import type { StageRuntime } from './stages/kind.js';
 
 /** Host-clock interval of one communication of one microbatch, and the bytes it moved through the host. */
 export interface CommSpan {
@@ -41,8 +42,6 @@ export interface ExecutionInput {
   readonly schedule: Schedule;
   /** The runtime of each compute element, by element index. */
   readonly runtimes: ReadonlyMap<number, StageRuntime>;
-  readonly ids: readonly Uint32Array[];
-  readonly seqLen: number;
   readonly onProgress?: () => void;
 }
 
@@ -63,6 +62,11 @@ function deferred<T>(): Deferred<T> {
   return { promise, resolve, reject };
 }
 
+/** Tags the kernels each device of `group` queues from now on, so the measurement can find the stage's. */
+function tag(group: DeviceGroup, name: string, microbatch: number): void {
+  for (const d of group.devices) d.setProfileTag(`${name}/mb${microbatch}`);
+}
+
 /** Runs one element for one microbatch: a stage's forward on its devices, or a communication on the host. */
 async function runElement(
   input: ExecutionInput,
@@ -70,26 +74,35 @@ async function runElement(
   microbatch: number,
   previous: DistributedTensor | undefined,
   comms: CommSpan[],
-): Promise<DistributedTensor> {
+): Promise<DistributedTensor | Float32Array> {
   if (element.kind === 'compute') {
     const runtime = input.runtimes.get(element.index)!;
-    const output = await runtime.forward(previous ?? input.ids[microbatch]!, microbatch, input.seqLen);
+    tag(runtime.groupFor(microbatch), element.name, microbatch);
+    let x = previous;
+    // What the stage before the communication still owes its summed output (a row split's bias).
+    const producer =
+      input.schedule.elements[element.index - 1]?.kind === 'comm'
+        ? input.runtimes.get(element.index - 2)
+        : undefined;
+    if (x && producer?.finishTransfer) x = await producer.finishTransfer(x);
+    const output = await runtime.forward(x ?? null, microbatch);
     // Queued kernels still read it; WebGPU keeps a destroyed buffer alive until they finish.
-    previous?.free();
+    x?.free();
     return output;
   }
   const consumer = input.runtimes.get(element.index + 1)!;
+  const source = previous!;
   const startNs = performance.now() * 1e6;
   // Watches the sources' queues without holding the transfer back: its reads are queued behind the same work.
-  const ready = Promise.all(previous!.group.devices.map((d) => d.sync())).then(() => performance.now() * 1e6);
+  const ready = Promise.all(source.group.devices.map((d) => d.sync())).then(() => performance.now() * 1e6);
   const [{ output, traffic }, readyNs] = await Promise.all([
-    redistribute(input.ctx, previous!, consumer.groupFor(microbatch), consumer.inputPlacement(), {
+    redistribute(input.ctx, source, consumer.groupFor(microbatch), consumer.inputPlacement(), {
       label: `${element.name}/mb${microbatch}`,
       reduceOn: 'host',
     }),
     ready,
   ]);
-  previous!.free(output.shards);
+  source.free(output.shards);
   const endNs = performance.now() * 1e6;
   comms.push({
     element: element.index,
@@ -111,7 +124,7 @@ async function runElement(
 export async function executePipelined(input: ExecutionInput): Promise<ExecutionResult> {
   const { schedule } = input;
   const key = (e: number, mb: number) => `${e}/${mb}`;
-  const results = new Map<string, Deferred<DistributedTensor>>();
+  const results = new Map<string, Deferred<DistributedTensor | Float32Array>>();
   const arrivals = new Map<string, Deferred<void>[]>();
   const comms: CommSpan[] = [];
   const outputs: Float32Array[] = [];
@@ -143,7 +156,8 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
           await Promise.all(lanesOfTask.map((d) => d.promise));
           const previous =
             action.element > 0
-              ? await results.get(key(action.element - 1, action.microbatch))!.promise
+              ? ((await results.get(key(action.element - 1, action.microbatch))!
+                  .promise) as DistributedTensor)
               : undefined;
           const output = await runElement(
             input,
@@ -153,8 +167,7 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
             comms,
           );
           if (action.element === last) {
-            outputs[action.microbatch] = (await gatherToHost(output)) as Float32Array;
-            output.free();
+            outputs[action.microbatch] = await finalOutput(input, output);
             input.onProgress?.();
           }
           result.resolve(output);
@@ -171,6 +184,30 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
   return { startNs, endNs: performance.now() * 1e6, hostCpuMs: cpuSince(cpuAtStart), comms, outputs };
 }
 
+/**
+ * The last element's output on the host. A last stage that leaves partial sums (a row split) has them
+ * summed on its first device, and what it still owes them (its bias) added there.
+ */
+async function finalOutput(
+  input: ExecutionInput,
+  output: DistributedTensor | Float32Array,
+): Promise<Float32Array> {
+  if (output instanceof Float32Array) return output;
+  const runtime = input.runtimes.get(input.schedule.elements.length - 1);
+  let result = output;
+  if (output.placement.kind === 'partial' && runtime?.finishTransfer) {
+    const first = output.group.select([output.group.devices[0]!.id]);
+    const summed = await redistribute(input.ctx, output, first, Replicate(), { label: 'final-sum' });
+    output.free(summed.output.shards);
+    result = await runtime.finishTransfer(summed.output);
+  }
+  try {
+    return (await gatherToHost(result)) as Float32Array;
+  } finally {
+    result.free();
+  }
+}
+
 function cpuSince(start: number | null): number | null {
   const now = threadCpuMs();
   return start === null || now === null ? null : now - start;
@@ -184,13 +221,12 @@ export async function executeSequential(input: ExecutionInput): Promise<Executio
   const cpuAtStart = threadCpuMs();
   const startNs = performance.now() * 1e6;
   for (let mb = 0; mb < schedule.microbatches; mb++) {
-    let current: DistributedTensor | undefined;
+    let current: DistributedTensor | Float32Array | undefined;
     for (const element of schedule.elements) {
-      current = await runElement(input, element, mb, current, comms);
-      await current.group.sync();
+      current = await runElement(input, element, mb, current as DistributedTensor | undefined, comms);
+      if (!(current instanceof Float32Array)) await current.group.sync();
     }
-    outputs[mb] = (await gatherToHost(current!)) as Float32Array;
-    current!.free();
+    outputs[mb] = await finalOutput(input, current!);
     input.onProgress?.();
   }
   return { startNs, endNs: performance.now() * 1e6, hostCpuMs: cpuSince(cpuAtStart), comms, outputs };

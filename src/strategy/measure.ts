@@ -23,6 +23,12 @@ export interface ElementMeasurement {
    */
   readonly medianMs: number;
   readonly perMicrobatchMs: readonly number[];
+  /**
+   * A stage's kernels on its slowest device: the median time some kernel of it was running (its window
+   * less the gaps, where the device waited for the host: all-reduces, issue), and how many it ran.
+   */
+  readonly medianBusyMs?: number;
+  readonly kernelsPerMicrobatch?: number;
   /** A transfer's median wait, from the host starting it to its source devices being ready. */
   readonly medianWaitMs?: number;
   readonly hostBytesPerMicrobatch?: number;
@@ -43,6 +49,13 @@ export interface PipelineMeasurement {
   readonly measuredBubbleFraction: number;
   readonly samplesPerSecond: number;
   readonly meanUtilization: number;
+  /**
+   * How many devices computed at once, on average, while any did: the sum of their busy times over the
+   * union of their kernel spans. Devices that share one adapter's cores stay near 1 however many there are.
+   */
+  readonly concurrency: number;
+  /** The median of the shortest quarter of kernel spans: what a dispatch costs however little it does. */
+  readonly smallKernelMs: number;
   /** The host thread's CPU time over the run, and its share of the wall time; null where not reported. */
   readonly hostCpuMs: number | null;
   readonly hostBusyFraction: number | null;
@@ -134,6 +147,8 @@ export function measurePipeline(
   const moving = run.comms.map((c, i) => ({ startNs: readyNs[i]!, endNs: c.endNs }));
   const measured: ElementMeasurement[] = elements.map((element) => {
     const perMb: number[] = [];
+    const busyPerMb: number[] = [];
+    const kernelsPerMb: number[] = [];
     const waits: number[] = [];
     for (let mb = 0; mb < microbatches; mb++) {
       if (element.kind === 'comm') {
@@ -148,15 +163,24 @@ export function measurePipeline(
       // stage's time. A window across devices would count one device waiting for another as stage time.
       const tag = `${element.name}/mb${mb}`;
       let slowest = 0;
+      let busy = 0;
+      let kernels = 0;
       for (const list of spans.values()) {
         const mine = list.filter((s) => s.tag === tag);
         if (mine.length === 0) continue;
-        slowest = Math.max(
-          slowest,
-          (Math.max(...mine.map((s) => s.endNs)) - Math.min(...mine.map((s) => s.startNs))) / 1e6,
-        );
+        const window =
+          (Math.max(...mine.map((s) => s.endNs)) - Math.min(...mine.map((s) => s.startNs))) / 1e6;
+        if (window > slowest) {
+          slowest = window;
+          busy = unionMs(mine);
+          kernels = mine.length;
+        }
       }
-      if (slowest > 0) perMb.push(slowest);
+      if (slowest > 0) {
+        perMb.push(slowest);
+        busyPerMb.push(busy);
+        kernelsPerMb.push(kernels);
+      }
     }
     const bytes =
       element.kind === 'comm' ? run.comms.find((x) => x.element === element.index)?.hostBytes : undefined;
@@ -166,6 +190,9 @@ export function measurePipeline(
       medianMs: median(perMb),
       perMicrobatchMs: perMb,
       ...(waits.length === 0 ? {} : { medianWaitMs: median(waits) }),
+      ...(busyPerMb.length === 0
+        ? {}
+        : { medianBusyMs: median(busyPerMb), kernelsPerMicrobatch: median(kernelsPerMb) }),
       ...(bytes === undefined ? {} : { hostBytesPerMicrobatch: bytes }),
     };
   });
@@ -180,6 +207,12 @@ export function measurePipeline(
     for (const lane of lanes) laneMs.set(lane, (laneMs.get(lane) ?? 0) + times[i]!);
   });
   const predictedMs = fillMs + (microbatches - 1) * Math.max(...laneMs.values());
+  const allSpans = [...spans.values()].flat();
+  const anyBusy = unionMs(allSpans, run.startNs, run.endNs);
+  const concurrency = anyBusy > 0 ? devices.reduce((n, d) => n + d.busyMs, 0) / anyBusy : 1;
+  const durations = allSpans.map((x) => (x.endNs - x.startNs) / 1e6).sort((a, b) => a - b);
+  const smallKernelMs =
+    durations.length > 0 ? median(durations.slice(0, Math.max(1, durations.length >> 2))) : 0;
   const p = elements.length;
   const meanUtilization = devices.reduce((s, d) => s + d.utilization, 0) / Math.max(1, devices.length);
   return {
@@ -194,6 +227,8 @@ export function measurePipeline(
     measuredBubbleFraction: 1 - meanUtilization,
     samplesPerSecond: batchSize / (wallMs / 1000),
     meanUtilization,
+    concurrency,
+    smallKernelMs,
     hostCpuMs: run.hostCpuMs,
     hostBusyFraction: run.hostCpuMs === null ? null : run.hostCpuMs / wallMs,
   };

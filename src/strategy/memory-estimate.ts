@@ -1,13 +1,15 @@
-import { type StagePlan, shardSize } from './model-plan.js';
+import type { StagePlan } from './model-plan.js';
 import type { Strategy } from './schema.js';
-
-const F32 = 4;
+import { F32 } from './stages/kind.js';
+import { chainKind } from './stages/registry.js';
 
 export interface DeviceMemory {
   readonly device: number;
   readonly weights: number;
   readonly activations: number;
   readonly staging: number;
+  /** Model strategies: the KV cache of every sequence of the batch (part of `total`). */
+  readonly kvCache?: number;
   readonly total: number;
   /** The largest items, for the finding's message. */
   readonly items: readonly { label: string; bytes: number }[];
@@ -19,19 +21,7 @@ export function tokensPerMicrobatch(strategy: Strategy): number {
 
 /** Weight bytes of one stage on the device at `rank` of its group. */
 export function stageWeightBytes(plan: StagePlan, rank: number): number {
-  const shard = shardSize(plan, rank);
-  switch (plan.kind) {
-    case 'embedding':
-      return (plan.mode === 'column' ? plan.inFeatures * shard : shard * plan.outFeatures) * F32;
-    case 'linear':
-      return (
-        (plan.mode === 'column'
-          ? (plan.inFeatures + 1) * shard
-          : shard * plan.outFeatures + plan.outFeatures) * F32
-      );
-    case 'aggregation':
-      return (2 * plan.inFeatures + plan.inFeatures * plan.outFeatures + plan.outFeatures) * F32;
-  }
+  return chainKind(plan.kind).weightBytes(plan, rank);
 }
 
 /**
@@ -55,10 +45,10 @@ export function estimateMemory(strategy: Strategy, plans: readonly StagePlan[]):
       const w = stageWeightBytes(plan, rank);
       weights += w;
       items.push({ label: `${plan.spec.name} weights`, bytes: w });
-      const shard = shardSize(plan, rank);
-      const inWidth = plan.kind === 'embedding' ? 1 : plan.mode === 'row' ? shard : plan.inFeatures;
-      const outWidth = plan.mode === 'column' ? shard : plan.outFeatures;
-      const outRows = plan.kind === 'aggregation' ? sequences : tokens;
+      const widths = chainKind(plan.kind).activationWidths(plan, rank);
+      const inWidth = widths.input;
+      const outWidth = widths.output;
+      const outRows = widths.outputRows === 'sequences' ? sequences : tokens;
       const a = (tokens * inWidth + outRows * outWidth) * F32 * inFlight;
       activations += a;
       items.push({ label: `${plan.spec.name} activations (${inFlight} microbatches)`, bytes: a });

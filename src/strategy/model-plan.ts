@@ -1,4 +1,5 @@
 import type { CommunicationSpec, StageSpec, Strategy } from './schema.js';
+import { chainKind } from './stages/registry.js';
 
 /** Where a stage's output, or the input it needs, lives: a DTensor-like placement over a device group. */
 export type PlacementKind = 'shard' | 'replicate' | 'partial';
@@ -8,24 +9,34 @@ export interface Layout {
   readonly devices: readonly number[];
 }
 
-export type StageMode = 'column' | 'row' | 'single' | 'replicas';
+export type StageMode = 'column' | 'row' | 'single' | 'replicas' | 'tensor';
 
-/** A stage with its sizes and layouts worked out: what the runner builds and the validator checks. */
-export interface StagePlan {
-  readonly spec: StageSpec;
+/**
+ * What the schedule, the executor and the communication checks need of any stage, of a chain model or of
+ * a real model's layer range: its devices, how it runs on them, what it gives and what it reads.
+ */
+export interface PipelineStage {
+  readonly spec: { readonly name: string };
   readonly index: number;
   readonly path: string;
-  readonly kind: 'embedding' | 'linear' | 'aggregation';
+  readonly kind: string;
   readonly mode: StageMode;
   readonly devices: readonly number[];
-  /** Width of the stage's input rows (the vocabulary for an embedding) and of its output rows. */
-  readonly inFeatures: number;
-  readonly outFeatures: number;
   /** Shard sizes of the split dimension per device (one entry of the whole dim when not split). */
   readonly shardSizes: readonly number[];
   readonly output: Layout;
   /** Placements the stage can read its input in, on its own devices. */
   readonly accepts: readonly PlacementKind[];
+}
+
+/** A chain stage with its sizes and layouts worked out: what the runner builds and the validator checks. */
+export interface StagePlan extends PipelineStage {
+  readonly spec: StageSpec;
+  /** The canonical name of its kind (see stages/registry.ts). */
+  readonly kind: string;
+  /** Width of the stage's input rows (the vocabulary for an embedding) and of its output rows. */
+  readonly inFeatures: number;
+  readonly outFeatures: number;
   readonly activation: 'none' | 'relu' | 'gelu';
 }
 
@@ -40,16 +51,12 @@ export function stageDevices(spec: StageSpec): number[] {
   return spec.device === undefined ? [0] : [spec.device];
 }
 
-function normalizeKind(kind: StageSpec['kind']): StagePlan['kind'] {
-  return kind === 'expert' ? 'linear' : kind;
-}
-
 /** Works out every stage's widths, shard sizes and layouts, in file order. Assumes a schema-valid file. */
 export function planStages(strategy: Strategy): StagePlan[] {
   const plans: StagePlan[] = [];
   let width = strategy.model.hidden_size;
   strategy.stages.forEach((spec, index) => {
-    const kind = normalizeKind(spec.kind);
+    const kind = chainKind(spec.kind);
     const tp = spec.tensor_parallel;
     const devices = stageDevices(spec);
     const mode: StageMode = tp
@@ -57,37 +64,21 @@ export function planStages(strategy: Strategy): StagePlan[] {
       : spec.data_parallel && spec.data_parallel.devices.length > 1
         ? 'replicas'
         : 'single';
-    const inFeatures = kind === 'embedding' ? strategy.model.vocab_size : width;
-    const outFeatures =
-      kind === 'embedding'
-        ? strategy.model.hidden_size
-        : kind === 'aggregation'
-          ? strategy.model.output_size
-          : (spec.out_features ?? strategy.model.ffn_size);
+    const { inFeatures, outFeatures, accepts } = kind.shape(spec, strategy, width);
     // Column splits the output dim; row splits the input dim (for an embedding: the vocabulary rows).
     const splitTotal = mode === 'column' ? outFeatures : inFeatures;
-    const shardSizes =
-      tp?.sizes ??
-      (tp ? evenSizes(splitTotal, devices.length) : [mode === 'column' ? outFeatures : inFeatures]);
+    const shardSizes = tp?.sizes ?? (tp ? evenSizes(splitTotal, devices.length) : [splitTotal]);
     const output: Layout =
       mode === 'column'
         ? { placement: 'shard', devices }
         : mode === 'row'
           ? { placement: 'partial', devices }
           : { placement: 'replicate', devices };
-    const accepts: PlacementKind[] =
-      kind === 'embedding'
-        ? ['replicate']
-        : mode === 'row'
-          ? tp?.input_is_parallel
-            ? ['shard']
-            : ['shard', 'replicate']
-          : ['replicate'];
     plans.push({
       spec,
       index,
       path: `$.stages[${index}]`,
-      kind,
+      kind: kind.kind,
       mode,
       devices,
       inFeatures,
@@ -142,7 +133,7 @@ export function sameDevices(a: readonly number[], b: readonly number[]): boolean
 }
 
 /** The consumer reads the producer's output where it lies: same devices, and a layout it accepts as is. */
-export function directHandoff(producer: StagePlan, consumer: StagePlan): boolean {
+export function directHandoff(producer: PipelineStage, consumer: PipelineStage): boolean {
   if (
     !sameDevices(producer.devices, consumer.devices) ||
     consumer.mode === 'replicas' ||
@@ -167,8 +158,8 @@ export function directHandoff(producer: StagePlan, consumer: StagePlan): boolean
  * returned, so that validation can say what is wrong with it (or -1 when there is none at all).
  */
 export function matchCommunication(
-  producer: StagePlan,
-  consumer: StagePlan,
+  producer: PipelineStage,
+  consumer: PipelineStage,
   communications: readonly CommunicationSpec[],
   used: ReadonlySet<number>,
 ): number {
@@ -184,7 +175,4 @@ export function matchCommunication(
   return candidates[0]?.j ?? -1;
 }
 
-/** The size of the split dim the device at `rank` holds (the whole dim when the stage is not split). */
-export function shardSize(plan: StagePlan, rank: number): number {
-  return plan.shardSizes[rank] ?? plan.shardSizes[0]!;
-}
+export { shardSize } from './stages/kind.js';

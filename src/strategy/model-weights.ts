@@ -1,45 +1,16 @@
-import {
-  embeddingRef,
-  layerNormRef,
-  matmulRef,
-  meanRowsRef,
-  softmaxRef,
-} from '../kernels/reference/reference-ops.js';
 import { makeRandom } from '../random.js';
 import type { StagePlan } from './model-plan.js';
 import type { Strategy } from './schema.js';
+import type { ReferenceState, StageWeights } from './stages/kind.js';
+import { chainKind } from './stages/registry.js';
 
-/** The full (unsharded) weights of one stage, on the host. */
-export interface StageWeights {
-  readonly w: Float32Array;
-  readonly b?: Float32Array;
-  readonly gamma?: Float32Array;
-  readonly beta?: Float32Array;
-}
+export { LAYER_NORM_EPS } from './stages/aggregation.js';
+export type { StageWeights } from './stages/kind.js';
 
-function uniform(n: number, scale: number, random: () => number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (random() * 2 - 1) * scale;
-  return out;
-}
-
-/** Random weights scaled by 1/sqrt(fan-in), so activations stay of order one through the stages. */
+/** Random weights, each kind's own (linear weights scaled by 1/sqrt(fan-in), so activations stay of order one). */
 export function randomWeights(plans: readonly StagePlan[], seed: number): StageWeights[] {
   const random = makeRandom(seed);
-  return plans.map((plan) => {
-    const fanIn = plan.kind === 'embedding' ? 1 : plan.inFeatures;
-    const scale = 1 / Math.sqrt(fanIn);
-    const w = uniform(plan.inFeatures * plan.outFeatures, scale, random);
-    if (plan.kind === 'embedding') return { w };
-    const b = uniform(plan.outFeatures, 0.1, random);
-    if (plan.kind === 'linear') return { w, b };
-    return {
-      w,
-      b,
-      gamma: uniform(plan.inFeatures, 0.5, random).map((x) => 1 + x),
-      beta: uniform(plan.inFeatures, 0.1, random),
-    };
-  });
+  return plans.map((plan) => chainKind(plan.kind).randomWeights(plan, random));
 }
 
 /** Token ids of every microbatch: [sequences * seq_len] each, deterministic from the seed. */
@@ -51,11 +22,9 @@ export function randomIds(strategy: Strategy, microbatches: number, seed: number
   );
 }
 
-export const LAYER_NORM_EPS = 1e-5;
-
 /**
  * The whole model on one host, unsharded, with the reference kernels: what every sharded run is compared
- * with. Aggregation = mean over each sequence, layer norm, output projection, softmax.
+ * with. Each stage's kind gives its own reference.
  */
 export function referenceForward(
   plans: readonly StagePlan[],
@@ -63,22 +32,9 @@ export function referenceForward(
   ids: Uint32Array,
   seqLen: number,
 ): Float32Array {
-  let x: Float32Array = new Float32Array(0);
-  let rows = ids.length;
+  let state: ReferenceState = { x: new Float32Array(0), rows: ids.length, ids, seqLen };
   plans.forEach((plan, i) => {
-    const w = weights[i]!;
-    if (plan.kind === 'embedding') {
-      x = embeddingRef(w.w, plan.outFeatures, plan.inFeatures, ids);
-    } else if (plan.kind === 'linear') {
-      x = matmulRef(x, w.w, rows, plan.outFeatures, plan.inFeatures, w.b, plan.activation);
-    } else {
-      const groups = rows / seqLen;
-      const mean = meanRowsRef(x, groups, seqLen, plan.inFeatures);
-      const normed = layerNormRef(mean, groups, plan.inFeatures, w.gamma!, w.beta!, LAYER_NORM_EPS);
-      const logits = matmulRef(normed, w.w, groups, plan.outFeatures, plan.inFeatures, w.b);
-      x = softmaxRef(logits, groups, plan.outFeatures);
-      rows = groups;
-    }
+    state = chainKind(plan.kind).reference(plan, weights[i]!, state);
   });
-  return x;
+  return state.x;
 }

@@ -1,3 +1,4 @@
+import { relativeSpread } from './report-sections.js';
 import type { StrategyRun } from './run-strategy.js';
 
 export type LoadWord = 'light' | 'medium' | 'heavy';
@@ -58,13 +59,39 @@ export function recommendations(run: StrategyRun): string[] {
   const busiest = devices[0]!;
   const idlest = devices[devices.length - 1]!;
   const mean = devices.reduce((s, d) => s + d.busyMs, 0) / devices.length;
+  const sharedCores = run.sharing.oneAdapter && run.sharing.software;
+  // The busy times of the two devices in question, in every repeated run: the imbalance has to stand out
+  // of that spread, or the next run of the same file would point elsewhere.
+  const busyIn = (device: number) =>
+    run.repeatsMeasured.map((r) => r.devices.find((d) => d.device === device)?.busyMs ?? 0);
+  const spread = Math.max(relativeSpread(busyIn(busiest.device)), relativeSpread(busyIn(idlest.device)));
+  const heldInEveryRun = run.repeatsMeasured.every((r) => {
+    const b = r.devices.find((d) => d.device === busiest.device)?.busyMs ?? 0;
+    return r.devices.every((d) => d.device === busiest.device || d.busyMs < b);
+  });
   if (busiest.busyMs > 1.25 * mean && devices.length > 1) {
-    const move = busiest.busyMs - mean;
-    out.push(
-      `Unload device ${busiest.device} (${busiest.stages.join(', ')}): it was busy ${busiest.busyMs.toFixed(1)} ms against a mean of ${mean.toFixed(1)} ms. ` +
-        `Moving about ${((move / busiest.busyMs) * 100).toFixed(0)}% of its work (${move.toFixed(1)} ms) to device ${idlest.device} ` +
-        `(busy ${idlest.busyMs.toFixed(1)} ms) would even the load; with explicit tensor_parallel sizes a shard can shrink by that share.`,
-    );
+    const imbalance = busiest.busyMs / mean - 1;
+    if (sharedCores) {
+      out.push(
+        `Load: device ${busiest.device} was busy ${busiest.busyMs.toFixed(1)} ms against a mean of ${mean.toFixed(1)} ms, but all ${devices.length} devices ` +
+          `are logical devices on one software adapter sharing the host's ${run.sharing.hostCores} cores: a busier device was partly waiting for cores, ` +
+          'and moving work to another device moves it onto the same cores. `webgpu-parallel improve FILE` measures what does help here ' +
+          '(the microbatch count, fewer tensor-parallel all-reduces per step).',
+      );
+    } else if (imbalance > spread && heldInEveryRun) {
+      const move = busiest.busyMs - mean;
+      out.push(
+        `Unload device ${busiest.device} (${busiest.stages.join(', ')}): it was busy ${busiest.busyMs.toFixed(1)} ms against a mean of ${mean.toFixed(1)} ms, ` +
+          `the busiest in each of ${run.repeatsMeasured.length} runs (busy times spread ${(spread * 100).toFixed(0)}% across them). ` +
+          `Moving about ${((move / busiest.busyMs) * 100).toFixed(0)}% of its work (${move.toFixed(1)} ms) to device ${idlest.device} ` +
+          `(busy ${idlest.busyMs.toFixed(1)} ms) would even the load; with explicit split sizes a shard can shrink by that share.`,
+      );
+    } else {
+      out.push(
+        `Load: device ${busiest.device} was the busiest (${busiest.busyMs.toFixed(1)} ms against a mean of ${mean.toFixed(1)} ms), but not in every ` +
+          `one of the ${run.repeatsMeasured.length} runs or not by more than the runs' spread (${(spread * 100).toFixed(0)}%): no move is recommended on these figures.`,
+      );
+    }
   }
   const needs = Math.max(...run.memoryEstimate.map((m) => m.total), ...p.devices.map((d) => d.peakBytes));
   const cap = run.strategy.hardware.memory_per_device_bytes;
@@ -75,11 +102,19 @@ export function recommendations(run: StrategyRun): string[] {
   const stages = run.schedule.elements.length;
   const m = run.strategy.batch.microbatches;
   if (p.idealBubbleFraction >= 0.1) {
-    const pick = microbatchesForBubble(stages, run.strategy.batch.batch_size);
-    out.push(
-      `Bubble: with ${stages} pipeline elements (stages and transfers) and ${m} microbatches the fill-drain bubble is ${(p.idealBubbleFraction * 100).toFixed(0)}%; ` +
-        `${pick.microbatches} microbatches bring it under 10%${pick.divides ? '' : ` (raise batch_size to a multiple of ${pick.microbatches})`}.`,
-    );
+    if (sharedCores) {
+      out.push(
+        `Bubble: ${stages} pipeline elements over ${m} microbatches leave a fill-drain bubble of ${(p.idealBubbleFraction * 100).toFixed(0)}%, ` +
+          "but on one software adapter a stage's idle time is not idle CPU: the other stages' devices compute on the same cores. " +
+          'More microbatches also pay every per-microbatch cost more often; `improve` weighs both from measured costs.',
+      );
+    } else {
+      const pick = microbatchesForBubble(stages, run.strategy.batch.batch_size);
+      out.push(
+        `Bubble: with ${stages} pipeline elements (stages and transfers) and ${m} microbatches the fill-drain bubble is ${(p.idealBubbleFraction * 100).toFixed(0)}%; ` +
+          `${pick.microbatches} microbatches bring it under 10%${pick.divides ? '' : ` (raise batch_size to a multiple of ${pick.microbatches})`}.`,
+      );
+    }
   }
   const claimed = run.strategy.claims?.gpu_utilization;
   if (claimed !== undefined && p.meanUtilization < claimed) {

@@ -1,16 +1,26 @@
 import { formatBytes } from '../format.js';
 import { formatFindings } from './findings.js';
 import { loadWord, recommendations } from './recommend.js';
+import {
+  chainModelLines,
+  expertLines,
+  memoryLines,
+  modelLines,
+  ms,
+  pct,
+  sharingSentence,
+  spreadRange,
+  withSpread,
+} from './report-sections.js';
 import type { StrategyRun } from './run-strategy.js';
 import { formatScheduleGrid } from './schedule.js';
+import type { ModelStrategy, Strategy } from './schema.js';
 
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-const ms = (x: number) => `${x.toFixed(2)} ms`;
-
-export type Verdict = 'SOUND' | 'SOUND, CLAIMS NOT MET' | 'WRONG RESULTS';
+export type Verdict = 'SOUND' | 'SOUND, CLAIMS NOT MET' | 'WRONG RESULTS' | 'OUTPUTS NOT CHECKED';
 
 export function verdictOf(run: StrategyRun): Verdict {
-  if (!(run.maxAbsError <= run.tolerance)) return 'WRONG RESULTS';
+  if (run.checks.length === 0) return 'OUTPUTS NOT CHECKED';
+  if (!run.checks.every((c) => c.passed)) return 'WRONG RESULTS';
   const claimed = run.strategy.claims?.gpu_utilization;
   if (claimed !== undefined && run.pipelined.meanUtilization + 0.05 < claimed) return 'SOUND, CLAIMS NOT MET';
   return 'SOUND';
@@ -18,7 +28,7 @@ export function verdictOf(run: StrategyRun): Verdict {
 
 /** The report as data: what `--json` prints. */
 export function reportJson(run: StrategyRun): Record<string, unknown> {
-  const { trace: _trace, schedule, ...rest } = run;
+  const { trace: _trace, schedule, repeatsMeasured, ...rest } = run;
   return {
     verdict: verdictOf(run),
     ...rest,
@@ -27,6 +37,7 @@ export function reportJson(run: StrategyRun): Record<string, unknown> {
       lanes: schedule.lanes,
       elements: schedule.elements.map((e) => ({ name: e.name, kind: e.kind })),
     },
+    repeatWallMs: repeatsMeasured.map((r) => r.wallMs),
     recommendations: recommendations(run),
   };
 }
@@ -41,20 +52,25 @@ export function reportMarkdown(run: StrategyRun, file: string): string {
   const lines: string[] = [];
   lines.push(`# Parallel Strategy Report: ${s.name ?? file}`, '');
   lines.push('## Executive Summary');
+  const sequences = s.batch.batch_size / s.batch.microbatches;
   lines.push(
     `**Verdict: ${verdict}.** The strategy was validated, then run for real: ${s.hardware.device_count} ${run.backend} devices on ` +
       `\`${run.adapter}\`${run.isSoftwareAdapter ? ' (a software adapter: these are CPU figures)' : ''}` +
       `${run.requestedBackend === 'auto' && run.backend === 'gpujs' ? ' (no WebGPU adapter answered, so the gpu.js fallback ran)' : ''}, ${s.batch.microbatches} microbatches of ` +
-      `${s.batch.batch_size / s.batch.microbatches} sequences × ${s.model.seq_len} tokens.`,
+      `${sequences} sequences × ${run.seqLen} tokens.`,
   );
   lines.push('');
+  for (const c of run.checks) {
+    lines.push(
+      `- ${run.family === 'model' ? 'Logits' : 'Output'} against ${c.against}: max |error| ${c.maxAbsError.toExponential(2)} ` +
+        `(tolerance ${c.scale === undefined ? c.tolerance : `${c.tolerance.toExponential(2)}, 1e-4 of the largest logit ${c.scale.toFixed(3)}`}): ${c.passed ? 'passed' : 'FAILED'}.`,
+    );
+  }
+  const walls = run.repeatsMeasured.map((r) => r.wallMs);
   lines.push(
-    `- Output against the unsharded CPU reference: max |error| ${run.maxAbsError.toExponential(2)} (tolerance ${run.tolerance}).`,
-  );
-  lines.push(
-    `- Pipelined wall time ${ms(p.wallMs)}, ${p.samplesPerSecond.toFixed(1)} samples/s` +
+    `- Pipelined wall time ${withSpread(p.wallMs, walls)}, ${p.samplesPerSecond.toFixed(1)} samples/s` +
       (speedup
-        ? `; the same microbatches one after another took ${ms(run.sequentialWallMs!)} (pipelining: ${speedup.toFixed(2)}×; medians of ${run.repeats} alternating runs of each).`
+        ? `; the same microbatches one after another took ${withSpread(run.sequentialWallMs!, run.sequentialWallMsPerRepeat)} (pipelining: ${speedup.toFixed(2)}×; medians of ${run.repeats} alternating runs of each).`
         : '.'),
   );
   lines.push(
@@ -64,52 +80,40 @@ export function reportMarkdown(run: StrategyRun, file: string): string {
   lines.push(
     `- Predicted time from the measured stage times ${ms(p.predictedMs)} vs measured ${ms(p.wallMs)}: error ${p.predictionErrorPercent.toFixed(1)}%.`,
   );
+  const shared = sharingSentence(run.sharing, run.adapter);
+  if (shared) lines.push(`- ${shared}`);
   lines.push('');
   lines.push('## Compatibility');
   lines.push(
     `- Hardware: ${s.hardware.device_count} devices opened (${run.backend}, timestamps ${run.hasDeviceTimestamps ? 'from the device' : 'from the host clock'}); every device id in stages and communications is within 0..${s.hardware.device_count - 1}.`,
   );
   lines.push(
-    `- Model: vocab ${s.model.vocab_size}, hidden ${s.model.hidden_size}, ffn ${s.model.ffn_size}, seq ${s.model.seq_len}, output ${s.model.output_size}.`,
+    ...(run.family === 'model' ? modelLines(s as ModelStrategy, run) : chainModelLines(s as Strategy, run)),
   );
   for (const e of run.schedule.elements) {
-    if (e.kind === 'compute') {
-      const st = e.stage;
-      lines.push(
-        `- Stage \`${e.name}\` (${st.kind}, ${st.mode}) on [${st.devices.join(', ')}]${st.mode === 'column' || st.mode === 'row' ? `, shard sizes [${st.shardSizes.join(', ')}]` : ''}: output ${st.output.placement} on [${st.output.devices.join(', ')}].`,
-      );
-    } else {
+    if (e.kind === 'comm') {
       lines.push(
         `- Communication \`${e.name}\`: ${e.comm.op} from [${e.comm.from.join(', ')}] to [${e.comm.to.join(', ')}], moving only what the next stage reads.`,
       );
     }
   }
   lines.push(`- Memory: cap ${formatBytes(s.hardware.memory_per_device_bytes)} per device.`);
-  lines.push(
-    '',
-    '| device | estimate | measured peak | weights | activations | staging |',
-    '|---|---|---|---|---|---|',
-  );
-  for (const m of run.memoryEstimate) {
-    const peak = p.devices.find((d) => d.device === m.device)?.peakBytes ?? 0;
-    lines.push(
-      `| ${m.device} | ${formatBytes(m.total)} | ${formatBytes(peak)} | ${formatBytes(m.weights)} | ${formatBytes(m.activations)} | ${formatBytes(m.staging)} |`,
-    );
-  }
+  lines.push('', ...memoryLines(run));
   lines.push('');
   if (run.findings.length > 0) {
     lines.push('Validation findings:', '```', formatFindings(file, run.findings).trimEnd(), '```', '');
   }
   lines.push('## Measured Performance');
   lines.push(
-    '| element | kind | median per microbatch | waited for its sources | host bytes per microbatch |',
-    '|---|---|---|---|---|',
+    '| element | kind | median per microbatch | waited for its sources | host bytes per microbatch | median in each run |',
+    '|---|---|---|---|---|---|',
   );
-  for (const e of p.elements) {
+  p.elements.forEach((e, i) => {
+    const each = run.repeatsMeasured.map((r) => r.elements[i]!.medianMs);
     lines.push(
-      `| ${e.name} | ${e.kind} | ${ms(e.medianMs)} | ${e.medianWaitMs === undefined ? '-' : ms(e.medianWaitMs)} | ${e.hostBytesPerMicrobatch === undefined ? '-' : formatBytes(e.hostBytesPerMicrobatch)} |`,
+      `| ${e.name} | ${e.kind} | ${ms(e.medianMs)} | ${e.medianWaitMs === undefined ? '-' : ms(e.medianWaitMs)} | ${e.hostBytesPerMicrobatch === undefined ? '-' : formatBytes(e.hostBytesPerMicrobatch)} | ${spreadRange(each)} |`,
     );
-  }
+  });
   lines.push('');
   lines.push(
     '- A transfer counts from when its source devices had finished the work queued before it (the kernels ' +
@@ -129,20 +133,23 @@ export function reportMarkdown(run: StrategyRun, file: string): string {
     `- Bubble: ideal fill-drain ${pct(p.idealBubbleFraction)}; measured idle ${pct(p.measuredBubbleFraction)} (mean over devices).`,
   );
   lines.push(
-    `- Throughput: ${p.samplesPerSecond.toFixed(1)} samples/s, ${(p.samplesPerSecond * s.model.seq_len).toFixed(0)} tokens/s.`,
+    `- Throughput: ${p.samplesPerSecond.toFixed(1)} samples/s, ${(p.samplesPerSecond * run.seqLen).toFixed(0)} tokens/s.`,
   );
   lines.push('');
   lines.push('## Load Distribution (measured)');
   lines.push(
-    '| device | stages | busy | utilization | idle | kernels | load |',
-    '|---|---|---|---|---|---|---|',
+    '| device | stages | busy | utilization | idle | kernels | load | busy in each run |',
+    '|---|---|---|---|---|---|---|---|',
   );
   for (const d of p.devices) {
+    const busy = run.repeatsMeasured.map((r) => r.devices.find((x) => x.device === d.device)?.busyMs ?? 0);
     lines.push(
-      `| ${d.device} | ${d.stages.join(', ') || '-'} | ${ms(d.busyMs)} | ${pct(d.utilization)} | ${pct(d.idleFraction)} | ${d.kernels} | ${loadWord(d.busyMs, maxBusy)} |`,
+      `| ${d.device} | ${d.stages.join(', ') || '-'} | ${ms(d.busyMs)} | ${pct(d.utilization)} | ${pct(d.idleFraction)} | ${d.kernels} | ${loadWord(d.busyMs, maxBusy)} | ${spreadRange(busy)} |`,
     );
   }
+  if (shared) lines.push('', `- ${shared}`);
   lines.push('');
+  lines.push(...expertLines(run));
   lines.push('## Claims vs Measured');
   if (s.claims?.gpu_utilization !== undefined)
     lines.push(

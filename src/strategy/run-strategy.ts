@@ -1,24 +1,21 @@
+import { availableParallelism } from 'node:os';
 import { CollectiveContext } from '../collectives/context.js';
 import { ParallelError } from '../errors.js';
 import type { TuningCache } from '../kernels/webgpu/tuning-cache.js';
-import type { Device, KernelSpan } from '../runtime/device.js';
+import type { ExpertLoadSummary } from '../parallel/expert-load.js';
 import { type BackendChoice, DeviceGroup } from '../runtime/device-group.js';
-import { median } from '../stats.js';
-import {
-  type ExecutionInput,
-  type ExecutionResult,
-  executePipelined,
-  executeSequential,
-} from './executor.js';
+import { type CheckOptions, checkStrategy } from './check-strategy.js';
 import { type Finding, hasErrors } from './findings.js';
-import { measurePipeline, type PipelineMeasurement } from './measure.js';
+import type { PipelineMeasurement } from './measure.js';
+import { type MeasuredRuns, measureRuns } from './measure-runs.js';
 import { type DeviceMemory, estimateMemory } from './memory-estimate.js';
+import type { StagePlan } from './model-plan.js';
+import { runModelStrategy } from './model-run.js';
 import { randomIds, randomWeights, referenceForward, type StageWeights } from './model-weights.js';
 import { buildSchedule, dryRun, pipelineElements, type Schedule } from './schedule.js';
-import type { Strategy } from './schema.js';
-import { StageRuntime } from './sharded-model.js';
-import { chromeTrace } from './trace.js';
-import { validateStrategy } from './validate.js';
+import type { ModelStrategy, Strategy } from './schema.js';
+import type { StageRuntime } from './stages/kind.js';
+import { chainKind } from './stages/registry.js';
 
 export interface RunOptions {
   readonly microbatches?: number;
@@ -26,18 +23,56 @@ export interface RunOptions {
   readonly backend?: BackendChoice;
   readonly adapters?: readonly string[];
   readonly seed?: number;
-  /** Weights to use instead of random ones, one entry per stage (see `randomWeights` for the layout). */
+  /** Chain strategies: weights instead of random ones, one entry per stage (see `randomWeights`). */
   readonly weights?: readonly StageWeights[];
   readonly tuningCache?: TuningCache;
   /** Also run the microbatches one after another, with no overlap, for comparison (default true). */
   readonly sequentialBaseline?: boolean;
   /** Measured runs of each kind, alternating (default 3). */
   readonly repeats?: number;
+  /** The folder a model strategy's relative checkpoint path is read from (the strategy file's). */
+  readonly baseDir?: string;
+  /**
+   * Model strategies: check the logits against the unsharded run and the float64 reference (default
+   * true). Off only to time candidates quickly (`improve` screens with it off, then checks its pick).
+   */
+  readonly checkOutputs?: boolean;
   readonly onProgress?: (done: number, total: number) => void;
 }
 
+/** How the run's devices share the machine: what tells contention from imbalance. */
+export interface HostSharing {
+  readonly devices: number;
+  /** Every device is a logical device on the same adapter. */
+  readonly oneAdapter: boolean;
+  /** That adapter computes on the host's CPU (lavapipe, SwiftShader): the devices share its cores. */
+  readonly software: boolean;
+  readonly hostCores: number;
+}
+
+/** One comparison of the run's outputs with a reference. */
+export interface OutputCheck {
+  /** What was compared: "the float64 CPU reference", "the unsharded run on one device", ... */
+  readonly against: string;
+  readonly maxAbsError: number;
+  readonly tolerance: number;
+  /** The largest |reference value|, where the tolerance is relative to it. */
+  readonly scale?: number;
+  readonly passed: boolean;
+}
+
+/** Model strategies: the memory the ledger measured per device, beside the estimate. */
+export interface MeasuredMemory {
+  readonly device: number;
+  /** Bytes in use once the weights were loaded, then once the KV caches were allocated. */
+  readonly weights: number;
+  readonly kvCache: number;
+  readonly peak: number;
+}
+
 export interface StrategyRun {
-  readonly strategy: Strategy;
+  readonly family: 'chain' | 'model';
+  readonly strategy: Strategy | ModelStrategy;
   readonly findings: readonly Finding[];
   readonly schedule: Schedule;
   readonly memoryEstimate: readonly DeviceMemory[];
@@ -47,44 +82,108 @@ export interface StrategyRun {
   readonly adapter: string;
   readonly isSoftwareAdapter: boolean;
   readonly hasDeviceTimestamps: boolean;
+  readonly sharing: HostSharing;
+  /** Tokens per sequence. */
+  readonly seqLen: number;
   readonly pipelined: PipelineMeasurement;
-  /** Median wall time of the one-by-one baseline runs. */
+  /** Every pipelined run, measured alike: the spread across repeats. */
+  readonly repeatsMeasured: readonly PipelineMeasurement[];
+  /** Median wall time of the one-by-one baseline runs, and each of them. */
   readonly sequentialWallMs: number | null;
+  readonly sequentialWallMsPerRepeat: readonly number[];
   /** How many pipelined (and baseline) runs were measured; the figures come from the median one. */
   readonly repeats: number;
-  /** Largest |sharded - reference| over every output of every measured run. */
+  /** The comparisons of the outputs with references; the run's verdict needs every one to pass. */
+  readonly checks: readonly OutputCheck[];
+  /** The worst check's error and its tolerance (the first check's when all pass). */
   readonly maxAbsError: number;
   readonly tolerance: number;
+  /** Model strategies: what was run, and what the ledgers measured. */
+  readonly model?: {
+    readonly description: string;
+    readonly layers: number;
+    readonly experts?: number;
+    readonly plan: string;
+  };
+  readonly memoryMeasured?: readonly MeasuredMemory[];
+  /** Mixtral: the routing counts over the measured runs, and the moves that would even them. */
+  readonly expertLoad?: ExpertLoadSummary;
   readonly trace: unknown;
 }
 
-async function takeAllSpans(devices: readonly Device[]): Promise<Map<Device, KernelSpan[]>> {
-  const map = new Map<Device, KernelSpan[]>();
-  for (const d of devices) map.set(d, await d.takeSpans());
-  return map;
+/** Validation errors as the typed error `runStrategy` throws, with every finding attached. */
+export function strategyError(findings: readonly Finding[]): ParallelError {
+  const first = findings.find((f) => f.severity === 'error')!;
+  return Object.assign(
+    new ParallelError('STRATEGY', `the strategy is not valid: ${first.message}`, {
+      where: first.path,
+      fix: first.fix,
+    }),
+    { findings },
+  );
+}
+
+export function hostSharing(group: DeviceGroup): HostSharing {
+  const names = new Set(group.devices.map((d) => d.adapter.name));
+  return {
+    devices: group.size,
+    oneAdapter: names.size === 1 && group.size > 1,
+    software: group.devices.every((d) => d.adapter.isSoftware),
+    hostCores: availableParallelism(),
+  };
+}
+
+/** The figures every run reports from its group and its measured runs. */
+export function runFigures(group: DeviceGroup, measured: MeasuredRuns, backend: BackendChoice) {
+  const first = group.devices[0]!;
+  return {
+    backend: group.backend,
+    requestedBackend: backend,
+    adapter: first.adapter.name,
+    isSoftwareAdapter: first.adapter.isSoftware,
+    hasDeviceTimestamps: first.hasDeviceTimestamps,
+    sharing: hostSharing(group),
+    pipelined: measured.pipelined,
+    repeatsMeasured: measured.repeatsMeasured,
+    sequentialWallMs: measured.sequentialWallMs,
+    sequentialWallMsPerRepeat: measured.sequentialWallMsPerRepeat,
+    repeats: measured.repeats,
+    trace: measured.trace,
+  };
+}
+
+/** The worst of the checks, as the run's headline error. */
+export function worstCheck(checks: readonly OutputCheck[]): { maxAbsError: number; tolerance: number } {
+  const failed = checks.find((c) => !c.passed);
+  const pick =
+    failed ?? checks.reduce((a, b) => (b.maxAbsError / b.tolerance > a.maxAbsError / a.tolerance ? b : a));
+  return { maxAbsError: pick.maxAbsError, tolerance: pick.tolerance };
 }
 
 /**
- * Validates the strategy, plans its schedule (checked by a dry run before any device opens), runs it on
- * real devices (a warm-up microbatch, the pipelined run, and the one-by-one baseline), and measures it.
+ * Validates the strategy (either form), plans its schedule (checked by a dry run before any device
+ * opens), runs it on real devices (a warm-up pass, the pipelined runs and the one-by-one baseline),
+ * checks its outputs against the reference, and measures it.
  */
 export async function runStrategy(input: unknown, options: RunOptions = {}): Promise<StrategyRun> {
-  const validation = validateStrategy(input, {
+  const checkOptions: CheckOptions = {
     memoryCapBytes: options.memoryCapBytes,
     microbatches: options.microbatches,
-  });
-  if (!validation.strategy || hasErrors(validation.findings)) {
-    const first = validation.findings.find((f) => f.severity === 'error')!;
-    throw Object.assign(
-      new ParallelError('STRATEGY', `the strategy is not valid: ${first.message}`, {
-        where: first.path,
-        fix: first.fix,
-      }),
-      { findings: validation.findings },
-    );
-  }
-  const strategy = validation.strategy;
-  const plans = validation.plans;
+    baseDir: options.baseDir,
+  };
+  const checked = checkStrategy(input, checkOptions);
+  if (!checked.strategy || hasErrors(checked.findings)) throw strategyError(checked.findings);
+  if (checked.family === 'model') return runModelStrategy(checked, options);
+  return runChainStrategy(checked.strategy, checked.plans, checked.findings, options);
+}
+
+/** The seed's chain: each stage built by its kind from the library's modules, checked against the reference. */
+async function runChainStrategy(
+  strategy: Strategy,
+  plans: readonly StagePlan[],
+  findings: readonly Finding[],
+  options: RunOptions,
+): Promise<StrategyRun> {
   const m = strategy.batch.microbatches;
   const elements = pipelineElements(plans, strategy.communications);
   const schedule = buildSchedule(elements, m);
@@ -93,9 +192,10 @@ export async function runStrategy(input: unknown, options: RunOptions = {}): Pro
   const seed = options.seed ?? strategy.seed ?? 1;
   const weights = options.weights ?? randomWeights(plans, seed);
   const ids = randomIds(strategy, m, seed);
+  const backend = options.backend ?? 'auto';
   const group = await DeviceGroup.open({
     count: strategy.hardware.device_count,
-    backend: options.backend ?? 'auto',
+    backend,
     adapters: options.adapters,
     memoryBudgetBytes: strategy.hardware.memory_per_device_bytes,
     tuningCache: options.tuningCache,
@@ -103,82 +203,52 @@ export async function runStrategy(input: unknown, options: RunOptions = {}): Pro
   const ctx = new CollectiveContext({ reduceOn: 'host' });
   const runtimes = new Map<number, StageRuntime>();
   try {
-    let previousBias: Float32Array | undefined;
+    const env = { ctx, ids, seqLen: strategy.model.seq_len };
     for (const element of elements) {
       if (element.kind !== 'compute') continue;
-      const plan = element.stage;
+      const plan = element.stage as StagePlan;
       runtimes.set(
         element.index,
-        new StageRuntime(plan, group.select(plan.devices), weights[plan.index]!, previousBias),
+        chainKind(plan.kind).build(plan, group.select(plan.devices), weights[plan.index]!, env),
       );
-      previousBias = StageRuntime.rowBias(plan, weights[plan.index]!);
     }
-    const repeats = options.repeats ?? 3;
-    const total = m * repeats * (options.sequentialBaseline === false ? 1 : 2);
-    let done = 0;
-    const base: ExecutionInput = {
-      ctx,
-      schedule,
-      runtimes,
-      ids,
-      seqLen: strategy.model.seq_len,
-      onProgress: () => options.onProgress?.(++done, total),
-    };
-    // A whole pipelined pass, unmeasured: it compiles every pipeline and grows the staging pools to what
-    // the most transfers in flight need. A fresh buffer's first use costs lavapipe far more than its later
-    // ones, so warming with one microbatch left the pipelined run (first) paying what the baseline did not.
-    await executePipelined({ ...base, onProgress: undefined });
-    await group.sync();
-
-    for (const d of group.devices) {
-      await d.takeSpans();
-      d.enableProfiling(true);
-    }
-    // Pipelined and one-by-one runs alternate, `repeats` times each, so drift on a shared machine hits
-    // both alike; the report uses the pipelined run of median wall time and the baseline's median.
-    const pipelinedRuns: { run: ExecutionResult; spans: Map<Device, KernelSpan[]> }[] = [];
-    const sequentialRuns: ExecutionResult[] = [];
-    for (let r = 0; r < repeats; r++) {
-      const run = await executePipelined(base);
-      await group.sync();
-      pipelinedRuns.push({ run, spans: await takeAllSpans(group.devices) });
-      if (options.sequentialBaseline !== false) {
-        sequentialRuns.push(await executeSequential(base));
-        await takeAllSpans(group.devices);
-      }
-    }
-    const wallOf = (run: ExecutionResult) => (run.endNs - run.startNs) / 1e6;
-    pipelinedRuns.sort((a, b) => wallOf(a.run) - wallOf(b.run));
-    const { run: pipelinedRun, spans } = pipelinedRuns[(pipelinedRuns.length - 1) >> 1]!;
-    const sequentialWallMs = sequentialRuns.length > 0 ? median(sequentialRuns.map(wallOf)) : null;
-    for (const d of group.devices) d.enableProfiling(false);
-
+    const measured = await measureRuns(
+      { group, ctx, elements, schedule, runtimes, batchSize: strategy.batch.batch_size },
+      {
+        repeats: options.repeats,
+        sequentialBaseline: options.sequentialBaseline,
+        onProgress: options.onProgress,
+      },
+    );
     let maxAbsError = 0;
     ids.forEach((mbIds, mb) => {
       const want = referenceForward(plans, weights, mbIds, strategy.model.seq_len);
-      for (const got of [...pipelinedRuns.map((p) => p.run), ...sequentialRuns].map((r) => r.outputs[mb])) {
+      for (const got of measured.outputs.map((outputs) => outputs[mb])) {
         if (!got) continue;
         for (let i = 0; i < want.length; i++)
           maxAbsError = Math.max(maxAbsError, Math.abs(got[i]! - want[i]!));
       }
     });
-    const first = group.devices[0]!;
+    const tolerance = 1e-4;
+    const checks: OutputCheck[] = [
+      {
+        against: 'the unsharded CPU reference',
+        maxAbsError,
+        tolerance,
+        passed: maxAbsError <= tolerance,
+      },
+    ];
     return {
+      family: 'chain',
       strategy,
-      findings: validation.findings,
+      findings,
       schedule,
       memoryEstimate: estimateMemory(strategy, plans),
-      backend: group.backend,
-      requestedBackend: options.backend ?? 'auto',
-      adapter: first.adapter.name,
-      isSoftwareAdapter: first.adapter.isSoftware,
-      hasDeviceTimestamps: first.hasDeviceTimestamps,
-      pipelined: measurePipeline(pipelinedRun, spans, elements, m, strategy.batch.batch_size),
-      sequentialWallMs,
-      repeats,
+      seqLen: strategy.model.seq_len,
+      ...runFigures(group, measured, backend),
+      checks,
       maxAbsError,
-      tolerance: 1e-4,
-      trace: chromeTrace(pipelinedRun, spans, elements),
+      tolerance,
     };
   } finally {
     for (const r of runtimes.values()) r.destroy();

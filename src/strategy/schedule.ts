@@ -1,10 +1,10 @@
 import { ParallelError } from '../errors.js';
-import { matchCommunication, type StagePlan } from './model-plan.js';
+import { matchCommunication, type PipelineStage } from './model-plan.js';
 import type { CommunicationSpec } from './schema.js';
 
 /** A step of the forward pipeline: a stage's compute, or a communication run by the host. */
 export type PipelineElement =
-  | { readonly kind: 'compute'; readonly index: number; readonly name: string; readonly stage: StagePlan }
+  | { readonly kind: 'compute'; readonly index: number; readonly name: string; readonly stage: PipelineStage }
   | {
       readonly kind: 'comm';
       readonly index: number;
@@ -140,7 +140,7 @@ export function formatScheduleGrid(schedule: Schedule): string {
  * first unused one whose source group is the stage's devices, as validation matched them).
  */
 export function pipelineElements(
-  stages: readonly StagePlan[],
+  stages: readonly PipelineStage[],
   communications: readonly CommunicationSpec[],
 ): PipelineElement[] {
   const elements: PipelineElement[] = [];

@@ -8,13 +8,16 @@ import {
   evenSizes,
   type Layout,
   matchCommunication,
+  type PipelineStage,
   planStages,
   type StagePlan,
   sameDevices,
   suggestCommunication,
 } from './model-plan.js';
 import { loadWord } from './recommend.js';
-import { type Strategy, StrategySchema } from './schema.js';
+import { type CommunicationSpec, isModelStrategy, type Strategy, StrategySchema } from './schema.js';
+import { chainKind } from './stages/registry.js';
+import { validateModelStrategy } from './validate-model.js';
 import { estimateWork } from './work-estimate.js';
 
 export interface ValidationResult {
@@ -27,7 +30,7 @@ function jsonPath(path: readonly PropertyKey[]): string {
   return `$${path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('')}`;
 }
 
-function schemaFindings(error: z.ZodError): Finding[] {
+export function schemaFindings(error: z.ZodError): Finding[] {
   return error.issues.map((issue) => ({
     code: `SCHEMA_${issue.code.toUpperCase()}`,
     severity: 'error' as const,
@@ -138,26 +141,8 @@ function jsonErrorOffset(text: string): number {
   return -1;
 }
 
-/** Every check: the schema, then devices, splits, layouts across communications, batch and memory. */
-export function validateStrategy(
-  value: unknown,
-  options: { memoryCapBytes?: number; microbatches?: number } = {},
-): ValidationResult {
-  const parsed = StrategySchema.safeParse(value);
-  if (!parsed.success) return { strategy: null, plans: [], findings: schemaFindings(parsed.error) };
-  let strategy = parsed.data;
-  if (options.memoryCapBytes !== undefined) {
-    strategy = {
-      ...strategy,
-      hardware: { ...strategy.hardware, memory_per_device_bytes: options.memoryCapBytes },
-    };
-  }
-  if (options.microbatches !== undefined)
-    strategy = { ...strategy, batch: { ...strategy.batch, microbatches: options.microbatches } };
-  const findings: Finding[] = [];
-  const add = (f: Finding) => findings.push(f);
-  const count = strategy.hardware.device_count;
-
+/** Checks of device ids against the device count, for stage and communication groups. */
+export function deviceChecks(count: number, add: (f: Finding) => void) {
   const checkId = (id: number, path: string) => {
     if (id >= count) {
       add({
@@ -181,6 +166,32 @@ export function validateStrategy(
       });
     }
   };
+  return { checkId, checkIds };
+}
+
+/** Every check: the schema, then devices, splits, layouts across communications, batch and memory. */
+export function validateStrategy(
+  value: unknown,
+  options: { memoryCapBytes?: number; microbatches?: number } = {},
+): ValidationResult {
+  // The other form of file has its own checks (validate-model.ts); `checkStrategy` takes either form.
+  if (isModelStrategy(value))
+    return { strategy: null, plans: [], findings: validateModelStrategy(value).findings };
+  const parsed = StrategySchema.safeParse(value);
+  if (!parsed.success) return { strategy: null, plans: [], findings: schemaFindings(parsed.error) };
+  let strategy = parsed.data;
+  if (options.memoryCapBytes !== undefined) {
+    strategy = {
+      ...strategy,
+      hardware: { ...strategy.hardware, memory_per_device_bytes: options.memoryCapBytes },
+    };
+  }
+  if (options.microbatches !== undefined)
+    strategy = { ...strategy, batch: { ...strategy.batch, microbatches: options.microbatches } };
+  const findings: Finding[] = [];
+  const add = (f: Finding) => findings.push(f);
+  const count = strategy.hardware.device_count;
+  const { checkId, checkIds } = deviceChecks(count, add);
 
   const names = new Map<string, string>();
   for (const [kind, list] of [
@@ -218,15 +229,6 @@ export function validateStrategy(
           fix: `set split_dim to ${wanted}, or mode to ${tp.mode === 'column' ? 'row' : 'column'}`,
         });
       }
-      if (stage.kind === 'aggregation') {
-        add({
-          code: 'AGGREGATION_SPLIT',
-          severity: 'error',
-          path: `${path}.tensor_parallel`,
-          message: 'the aggregation stage runs whole on each of its devices; it cannot be tensor-parallel',
-          fix: 'use data_parallel replicas instead',
-        });
-      }
       if (stage.device !== undefined && !tp.devices.includes(stage.device)) {
         add({
           code: 'STAGE_DEVICE_OUTSIDE_GROUP',
@@ -234,16 +236,6 @@ export function validateStrategy(
           path: `${path}.device`,
           message: `device ${stage.device} is not in the tensor-parallel group [${tp.devices.join(', ')}]; the group decides where the stage runs`,
           fix: 'drop device, or set it to a member of the group',
-        });
-      }
-      if (tp.mode === 'row' && (stage.activation ?? 'none') !== 'none') {
-        add({
-          code: 'ROW_ACTIVATION',
-          severity: 'error',
-          path: `${path}.activation`,
-          message:
-            'a row-parallel stage produces partial sums; a nonlinearity before the sum gives a wrong result',
-          fix: "set activation to 'none' (apply it in the next stage) or use column mode",
         });
       }
     }
@@ -277,21 +269,23 @@ export function validateStrategy(
           fix: 'keep one of tensor_parallel and data_parallel',
         });
     }
-    if (stage.kind === 'embedding' && i !== 0) {
+    const kind = chainKind(stage.kind);
+    kind.check(stage, path, add);
+    if (kind.readsIds && i !== 0) {
       add({
         code: 'EMBEDDING_NOT_FIRST',
         severity: 'error',
         path: `${path}.kind`,
-        message: 'an embedding reads token ids, so it must be the first stage',
-        fix: 'move the embedding stage first',
+        message: `${stage.kind === 'embedding' ? 'an embedding' : `a stage of kind '${stage.kind}'`} reads token ids, so it must be the first stage`,
+        fix: `move the ${stage.kind} stage first`,
       });
     }
-    if (stage.kind === 'aggregation' && i !== strategy.stages.length - 1) {
+    if (kind.final && i !== strategy.stages.length - 1) {
       add({
         code: 'AGGREGATION_NOT_LAST',
         severity: 'error',
         path: `${path}.kind`,
-        message: 'the aggregation stage produces the final output, so it must be the last stage',
+        message: `the ${stage.kind} stage produces the final output, so it must be the last stage`,
         fix: 'move it last',
       });
     }
@@ -308,7 +302,8 @@ export function validateStrategy(
       });
     }
   });
-  if (strategy.stages[0]?.kind !== 'embedding') {
+  const first = strategy.stages[0];
+  if (first && !chainKind(first.kind).readsIds) {
     add({
       code: 'NO_EMBEDDING',
       severity: 'error',
@@ -337,14 +332,7 @@ export function validateStrategy(
     const tp = plan.spec.tensor_parallel;
     if (!tp) continue;
     const total = tp.mode === 'column' ? plan.outFeatures : plan.inFeatures;
-    const dimName =
-      plan.kind === 'embedding'
-        ? tp.mode === 'column'
-          ? 'hidden_size'
-          : 'vocab_size'
-        : tp.mode === 'column'
-          ? 'out_features'
-          : 'in_features';
+    const dimName = chainKind(plan.kind).splitDimName(plan);
     if (tp.sizes) {
       const sum = tp.sizes.reduce((s, x) => s + x, 0);
       if (tp.sizes.length !== tp.devices.length || sum !== total) {
@@ -394,7 +382,11 @@ function divisors(n: number): number[] {
 }
 
 /** Follows each stage's output through the communications to the next stage's devices. */
-function checkFlow(strategy: Strategy, plans: readonly StagePlan[], add: (f: Finding) => void): void {
+export function checkFlow(
+  strategy: { readonly communications: readonly CommunicationSpec[] },
+  plans: readonly PipelineStage[],
+  add: (f: Finding) => void,
+): void {
   const used = new Set<number>();
   for (let i = 0; i + 1 < plans.length; i++) {
     const producer = plans[i]!;

@@ -1,21 +1,14 @@
 import { z } from 'zod';
 import { ParallelError } from '../errors.js';
 import type { StagePlan } from './model-plan.js';
-import type { StageWeights } from './model-weights.js';
+import type { StageWeights } from './stages/kind.js';
+import { chainKind } from './stages/registry.js';
 
 const Floats = z.array(z.number().finite());
 const StageWeightsSchema = z
   .object({ w: Floats, b: Floats.optional(), gamma: Floats.optional(), beta: Floats.optional() })
   .strict();
 const WeightsFileSchema = z.object({ stages: z.record(z.string(), StageWeightsSchema) }).strict();
-
-/** What each stage's weights must hold: W [in, out] row-major, then the vectors its kind uses. */
-function expectedLengths(plan: StagePlan): Record<string, number> {
-  const w = plan.inFeatures * plan.outFeatures;
-  if (plan.kind === 'embedding') return { w };
-  if (plan.kind === 'linear') return { w, b: plan.outFeatures };
-  return { w, b: plan.outFeatures, gamma: plan.inFeatures, beta: plan.inFeatures };
-}
 
 /**
  * Weights from a JSON file `{ "stages": { "<stage name>": { "w": [...], "b": [...], ... } } }`, full and
@@ -36,7 +29,7 @@ export function weightsFromJson(value: unknown, plans: readonly StagePlan[], fil
     const where = `${file} $.stages.${plan.spec.name}`;
     if (!entry)
       throw new ParallelError('STRATEGY', `weights file has no stage '${plan.spec.name}'`, { where });
-    for (const [key, length] of Object.entries(expectedLengths(plan))) {
+    for (const [key, length] of Object.entries(chainKind(plan.kind).weightLengths(plan))) {
       const got = entry[key as keyof typeof entry]?.length;
       if (got !== length) {
         throw new ParallelError(
