@@ -9,6 +9,7 @@ import { runMoeBench } from './moe.js';
 import { benchOurGpuJsMatmul, gpujsPeerMatmul } from './peers/gpujs-matmul.js';
 import { runPipelineBench } from './pipeline.js';
 import type { BenchRecord } from './record.js';
+import { runSoakBench } from './soak.js';
 import { runVariantsBench } from './strategy-variants.js';
 import { formatTable } from './table.js';
 
@@ -26,8 +27,8 @@ const program = new Command('bench')
   .option('--quick', 'fewer and smaller sizes')
   .option(
     '--suites <list>',
-    'comma-separated: matmul,collective,pipeline,model,moe,distributed,variants',
-    'matmul,collective,pipeline,model,moe,variants',
+    'comma-separated: matmul,collective,pipeline,model,moe,distributed,variants,soak',
+    'matmul,collective,pipeline,model,moe,variants,soak',
   )
   .option('--runs <n>', 'timed runs per figure (median reported)', (v) => Math.max(5, Number(v)), 5)
   .option('--no-peers', 'skip the gpu.js peers')
@@ -102,4 +103,5 @@ if (suites.has('model')) await runModelBench(sink, { quick: options.quick });
 if (suites.has('moe')) await runMoeBench(sink, { quick: options.quick });
 if (suites.has('distributed')) await runDistributedBench(sink, { quick: options.quick });
 if (suites.has('variants')) await runVariantsBench(sink, { quick: options.quick });
+if (suites.has('soak')) await runSoakBench(sink, { quick: options.quick });
 if (!options.json) process.stdout.write(formatTable(records));

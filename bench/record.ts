@@ -10,7 +10,8 @@ export interface BenchRecord {
     | 'model'
     | 'moe'
     | 'distributed'
-    | 'variants';
+    | 'variants'
+    | 'soak';
   readonly name: string;
   readonly backend?: string;
   readonly adapter?: string;

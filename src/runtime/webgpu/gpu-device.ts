@@ -553,6 +553,9 @@ export class GpuDevice implements Device {
     this.tensorCache.trim();
     this.destroyed = true;
     this.profiler?.destroy();
+    // Dawn keeps the error handler as a global handle: left set, it would keep this device and all it holds
+    // alive until exit (bench/RESULTS.md, "Soak"), and the exit itself waits to tear each one down.
+    this.gpu.onuncapturederror = null;
     this.gpu.destroy();
     releaseGpu(this.instance);
   }
