@@ -1,11 +1,12 @@
 {{#if SUBGROUPS}}enable subgroups;
 {{/if SUBGROUPS}}
-// C[M, N] = act(A[M, K] · B[K, N] + bias[N]), row-major, any M, N, K. Three entry points, one per kind of
-// device they win on; the epilogue (bias, then ReLU or tanh-GELU) is shared. Edges clamp their loads with
+// C[M, N] = act(A[M, K] · B[K, N] + bias[N]) + residual[M, N], row-major, any M, N, K. Three entry points,
+// one per kind of device they win on; the epilogue (bias, then ReLU or tanh-GELU, then the residual: a
+// decoder layer's x + o_proj(..) in the store instead of an add kernel of its own) is shared. Edges clamp their loads with
 // min() and guard only their stores, so no lane leaves early (the subgroup broadcasts need every lane).
 // Template values: VEC_B (B read as vec4, needs N % 4 == 0); register_tiled: SUBGROUPS, SG (the adapter's
 // fixed subgroup size), RA (A rows each lane loads), TN4 (vec4 column groups per lane); shared_tiled: TM,
-// TN (accumulators per invocation); small_m: TM (rows per workgroup), TN4.
+// TN (accumulators per invocation); small_m: TM (rows per workgroup), TN4, GATED (0 elsewhere).
 
 struct Params {
   m: u32,
@@ -17,6 +18,7 @@ struct Params {
 override WORKGROUP_SIZE: u32 = 64u;
 override ACTIVATION: u32 = 0u; // 0 none, 1 relu, 2 gelu (tanh approximation)
 override HAS_BIAS: bool = false;
+override HAS_RESIDUAL: bool = false;
 // shared_tiled: a WX × WY grid of invocations, each TM × TN outputs, K in steps of BK.
 override WX: u32 = 8u;
 override WY: u32 = 8u;
@@ -28,8 +30,12 @@ override BK: u32 = 16u;
 {{#else VEC_B}}@group(0) @binding(2) var<storage, read> b: array<f32>;
 {{/if VEC_B}}@group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
-fn epilogue(value: f32, col: u32) -> f32 {
+@group(0) @binding(5) var<storage, read> residual: array<f32>;
+{{#if GATED}}// GATED (small_m only): a second B of B's shape; C = silu(A·B) * (A·B_up), gated.wgsl's swiglu in the store.
+{{#if VEC_B}}@group(0) @binding(6) var<storage, read> b_up: array<vec4<f32>>;
+{{#else VEC_B}}@group(0) @binding(6) var<storage, read> b_up: array<f32>;
+{{/if VEC_B}}{{/if GATED}}
+fn epilogue(value: f32, row: u32, col: u32) -> f32 {
   var x = value;
   if (HAS_BIAS) {
     x += bias[col];
@@ -40,6 +46,9 @@ fn epilogue(value: f32, col: u32) -> f32 {
     // tanh saturates long before ±15; the clamp keeps exp() inside tanh from overflowing.
     let u = clamp(0.7978845608028654 * (x + 0.044715 * x * x * x), -15.0, 15.0);
     x = 0.5 * x * (1.0 + tanh(u));
+  }
+  if (HAS_RESIDUAL) {
+    x += residual[row * params.n + col];
   }
   return x;
 }
@@ -61,6 +70,30 @@ fn load_b4(row: u32, g: u32, n: u32, groups: u32) -> vec4<f32> {
   return vec4<f32>(b[min(col, last)], b[min(col + 1u, last)], b[min(col + 2u, last)], b[min(col + 3u, last)]);
 {{/if VEC_B}}}
 
+{{#if GATED}}
+/** load_b4 of b_up. */
+fn load_up4(row: u32, g: u32, n: u32, groups: u32) -> vec4<f32> {
+{{#if VEC_B}}  return b_up[row * groups + g];
+{{#else VEC_B}}  let first = row * n;
+  let last = first + n - 1u;
+  let col = first + 4u * g;
+  return vec4<f32>(b_up[min(col, last)], b_up[min(col + 1u, last)], b_up[min(col + 2u, last)], b_up[min(col + 3u, last)]);
+{{/if VEC_B}}}
+
+/** silu(gate) * up, written as gated.wgsl's swiglu writes it, so that the two agree to the bit. */
+fn store_gated4(row: u32, group: u32, gate: vec4<f32>, up: vec4<f32>) {
+  if (row >= params.m) {
+    return;
+  }
+  for (var e = 0u; e < 4u; e++) {
+    let col = 4u * group + e;
+    if (col < params.n) {
+      let g = gate[e];
+      c[row * params.n + col] = g / (1.0 + exp(-g)) * up[e];
+    }
+  }
+}
+{{/if GATED}}
 fn store4(row: u32, group: u32, value: vec4<f32>) {
   if (row >= params.m) {
     return;
@@ -68,7 +101,7 @@ fn store4(row: u32, group: u32, value: vec4<f32>) {
   for (var e = 0u; e < 4u; e++) {
     let col = 4u * group + e;
     if (col < params.n) {
-      c[row * params.n + col] = epilogue(value[e], col);
+      c[row * params.n + col] = epilogue(value[e], row, col);
     }
   }
 }
@@ -143,7 +176,7 @@ fn shared_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id)
     let row = m0 + lid.y * {{TM}}u + {{R}}u;
     let col = n0 + lid.x + {{J}}u * WX;
     if (row < params.m && col < params.n) {
-      c[row * params.n + col] = epilogue(acc{{R}}_{{J}}, col);
+      c[row * params.n + col] = epilogue(acc{{R}}_{{J}}, row, col);
     }
   }
 {{/for J}}{{/for R}}}
@@ -157,18 +190,22 @@ fn small_m(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
   let group0 = (wid.x * WORKGROUP_SIZE + li) * {{TN4}}u;
 {{#for R < TM}}  let a_row{{R}} = min(row0 + {{R}}u, params.m - 1u) * params.k;
 {{#for Q < TN4}}  var acc{{R}}_{{Q}} = vec4<f32>(0.0);
-{{/for Q}}{{/for R}}  let n = params.n;
+{{#if GATED}}  var up{{R}}_{{Q}} = vec4<f32>(0.0);
+{{/if GATED}}{{/for Q}}{{/for R}}  let n = params.n;
   let k_len = params.k;
   let groups = col_groups();
 {{#for Q < TN4}}  let g{{Q}} = min(group0 + {{Q}}u, groups - 1u);
 {{/for Q}}
   for (var k = 0u; k < k_len; k++) {
 {{#for Q < TN4}}    let b{{Q}} = load_b4(k, g{{Q}}, n, groups);
-{{/for Q}}{{#for R < TM}}    {
+{{#if GATED}}    let u{{Q}} = load_up4(k, g{{Q}}, n, groups);
+{{/if GATED}}{{/for Q}}{{#for R < TM}}    {
       let av = vec4<f32>(a[a_row{{R}} + k]);
 {{#for Q < TN4}}      acc{{R}}_{{Q}} = fma(av, b{{Q}}, acc{{R}}_{{Q}});
-{{/for Q}}    }
+{{#if GATED}}      up{{R}}_{{Q}} = fma(av, u{{Q}}, up{{R}}_{{Q}});
+{{/if GATED}}{{/for Q}}    }
 {{/for R}}  }
-{{#for R < TM}}{{#for Q < TN4}}  store4(row0 + {{R}}u, group0 + {{Q}}u, acc{{R}}_{{Q}});
-{{/for Q}}{{/for R}}}
+{{#for R < TM}}{{#for Q < TN4}}{{#if GATED}}  store_gated4(row0 + {{R}}u, group0 + {{Q}}u, acc{{R}}_{{Q}}, up{{R}}_{{Q}});
+{{#else GATED}}  store4(row0 + {{R}}u, group0 + {{Q}}u, acc{{R}}_{{Q}});
+{{/if GATED}}{{/for Q}}{{/for R}}}
 {{/if SMALL_M}}

@@ -1,6 +1,7 @@
 import { ParallelError } from '../errors.js';
+import type { Device } from '../runtime/device.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
-import { checkFills, elementCount, type HostArray, type Shape } from '../runtime/tensor.js';
+import { checkFills, elementCount, type HostArray, type Shape, type Tensor } from '../runtime/tensor.js';
 import { boxRuns, fullBox, shardBox } from './box.js';
 import { sumInto } from './host-sum.js';
 import { checkPlacement, DistributedTensor, localShape, type Placement } from './layout.js';
@@ -23,7 +24,7 @@ export function shardFromHost(
   checkFills(data, shape, label);
   checkPlacement(shape, placement, group.size, label);
   const whole = fullBox(shape);
-  const shards = group.devices.map((device, rank) => {
+  const shards = perDeviceOrFree(group, (device, rank) => {
     const local = localShape(shape, placement, group.size, rank);
     if (placement.kind === 'partial' && rank > 0)
       return device.upload(like(data, data.length), local, `${label}[${rank}]`);
@@ -44,6 +45,21 @@ export function shardFromHost(
   return new DistributedTensor(group, placement, shape, shards);
 }
 
+/** One tensor made on each device in turn; where one cannot be made, those made before are freed. */
+export function perDeviceOrFree(
+  group: DeviceGroup,
+  make: (device: Device, rank: number) => Tensor,
+): Tensor[] {
+  const made: Tensor[] = [];
+  try {
+    for (const [rank, device] of group.devices.entries()) made.push(make(device, rank));
+  } catch (error) {
+    for (const t of made) t.free();
+    throw error;
+  }
+  return made;
+}
+
 /** Uploads one host array per device as that device's shard (a test sets up each rank's value this way). */
 export function distributedFromShards(
   group: DeviceGroup,
@@ -57,7 +73,7 @@ export function distributedFromShards(
       where: label,
     });
   }
-  const shards = group.devices.map((device, rank) =>
+  const shards = perDeviceOrFree(group, (device, rank) =>
     device.upload(perDevice[rank]!, localShape(shape, placement, group.size, rank), `${label}[${rank}]`),
   );
   return new DistributedTensor(group, placement, shape, shards);

@@ -6,6 +6,11 @@ export interface MatmulOptions {
   /** Added to every row of the product, before the activation: shape [N]. */
   readonly bias?: Tensor;
   readonly activation?: Activation;
+  /**
+   * Added to the result after the activation, element by element: shape [M, N]. The residual stream's add
+   * (Y = X·W + R) in the matmul's store, where the product is whole on one device (no partial sums).
+   */
+  readonly residual?: Tensor;
   /** A variant key or kind to force; otherwise the device's tuned or default pick for the shape. */
   readonly variant?: string;
   readonly label?: string;
@@ -45,6 +50,13 @@ export interface CausalSoftmaxOptions {
   readonly label?: string;
 }
 
+export interface AddRmsNormResult {
+  /** x + residual, elementwise: the residual stream after the add. */
+  readonly sum: Tensor;
+  /** rmsNorm(sum) · weight: the next block's input. */
+  readonly normed: Tensor;
+}
+
 export interface ArgmaxResult {
   /** u32 [R]: the column of each row's largest value; the lowest such column on ties. */
   readonly indices: Tensor;
@@ -80,7 +92,7 @@ export interface EmbeddingOptions {
  * of nothing), argmax of rows of no columns.
  */
 export interface Kernels {
-  /** C[M, N] = act(A[M, K] · B[K, N] + bias[N]). */
+  /** C[M, N] = act(A[M, K] · B[K, N] + bias[N]) + residual[M, N]. */
   matmul(a: Tensor, b: Tensor, options?: MatmulOptions): Promise<Tensor>;
   /** out[i, :] = table[ids[i] - rowOffset, :] for ids in range, else zeros; table [V, H], ids u32 [T]. */
   embedding(table: Tensor, ids: Tensor, options?: EmbeddingOptions): Promise<Tensor>;
@@ -104,8 +116,25 @@ export interface Kernels {
   batchedMatmul(a: Tensor, b: Tensor, options?: BatchedMatmulOptions): Promise<Tensor>;
   /** Per row: x / sqrt(mean(x²) + eps) * weight; x [R, C] (any shape whose last dim is C), weight [C]. */
   rmsNorm(x: Tensor, weight: Tensor, eps: number, label?: string): Promise<Tensor>;
+  /**
+   * sum = x + residual (same shape) and normed = rmsNorm(sum) · weight, in one pass over the rows: the
+   * residual add and the next norm of a decoder layer. Each output equals what `add` then `rmsNorm` give.
+   */
+  addRmsNorm(
+    x: Tensor,
+    residual: Tensor,
+    weight: Tensor,
+    eps: number,
+    label?: string,
+  ): Promise<AddRmsNormResult>;
   /** x · sigmoid(x), elementwise. */
   silu(x: Tensor, label?: string): Promise<Tensor>;
+  /**
+   * silu(x · wGate) · (x · wUp): x [M, K], wGate and wUp [K, N] -> [M, N]; Llama's MLP up to its down
+   * projection. Equals `matmul`, `matmul` and `swiglu`; where the backend runs it as one kernel (WebGPU, a
+   * few rows) the results are the same to the bit.
+   */
+  swigluMatmul(x: Tensor, wGate: Tensor, wUp: Tensor, label?: string): Promise<Tensor>;
   /** silu(gate) · up, elementwise, same shapes: Llama's MLP activation. */
   swiglu(gate: Tensor, up: Tensor, label?: string): Promise<Tensor>;
   /** a · b, elementwise: same shape, or b [cols] broadcast over a's rows (as `add`). */

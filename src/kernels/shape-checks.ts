@@ -67,6 +67,36 @@ export function matmulDims(a: Tensor, b: Tensor, bias?: Tensor): MatmulDims {
   return { m: A.rows, n: B.cols, k: A.cols };
 }
 
+/** swigluMatmul: x · wGate's dims, with wUp of wGate's shape. */
+export function swigluMatmulDims(x: Tensor, wGate: Tensor, wUp: Tensor): MatmulDims {
+  const dims = matmulDims(x, wGate);
+  checkDType('swigluMatmul', wUp, 'f32');
+  sameShape('swigluMatmul', wGate, wUp);
+  return dims;
+}
+
+/** Every tensor a matmul reads: a, b, and the bias and residual where given. */
+export function matmulOperands(
+  a: Tensor,
+  b: Tensor,
+  options: { readonly bias?: Tensor; readonly residual?: Tensor },
+): Tensor[] {
+  return [a, b, ...(options.bias ? [options.bias] : []), ...(options.residual ? [options.residual] : [])];
+}
+
+/** matmul's residual: f32 of the product's shape [M, N]. */
+export function checkResidual(dims: MatmulDims, residual: Tensor | undefined): void {
+  if (!residual) return;
+  checkDType('matmul', residual, 'f32');
+  if (residual.shape.length !== 2 || residual.shape[0] !== dims.m || residual.shape[1] !== dims.n) {
+    throw new ParallelError(
+      'SHAPE',
+      `matmul: residual '${residual.label}' must be [${dims.m}, ${dims.n}], got ${formatShape(residual.shape)}`,
+      { where: 'matmul' },
+    );
+  }
+}
+
 export function sameShape(op: string, a: Tensor, b: Tensor): void {
   if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
     throw new ParallelError(

@@ -107,6 +107,12 @@ export function rmsNormDims(x: Tensor, weight: Tensor): { rows: number; cols: nu
   return dims;
 }
 
+/** addRmsNorm: x and residual of one shape, weight of its last dim. */
+export function addRmsNormDims(x: Tensor, residual: Tensor, weight: Tensor): { rows: number; cols: number } {
+  pairShapes('addRmsNorm', x, residual);
+  return rmsNormDims(x, weight);
+}
+
 export function pairShapes(op: string, a: Tensor, b: Tensor): void {
   checkDType(op, a, 'f32');
   checkDType(op, b, 'f32');

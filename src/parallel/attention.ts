@@ -7,6 +7,7 @@ import { type RankHeads, splitHeads } from './head-split.js';
 import { expectShape, loadColumnParallel, loadRowParallel, type Span, spansOf } from './load-shards.js';
 import type { Module, Parameter } from './module.js';
 import { RowParallelLinear } from './row-parallel-linear.js';
+import { allOrFree } from './shards.js';
 import type { WeightReader } from './weight-reader.js';
 
 export interface AttentionConfig {
@@ -118,16 +119,28 @@ export class ParallelAttention implements Module {
     return { keys, values };
   }
 
-  async forward(x: DistributedTensor, step: AttentionStep): Promise<DistributedTensor> {
+  /** Whether `forward` adds a residual inside o_proj's matmul (see RowParallelLinear.fusesResidual). */
+  get fusesResidual(): boolean {
+    return this.o.fusesResidual;
+  }
+
+  /** attn(x), or residual + attn(x) where a residual is given (replicated like x). */
+  async forward(
+    x: DistributedTensor,
+    step: AttentionStep,
+    residual?: DistributedTensor,
+  ): Promise<DistributedTensor> {
     const tokens = x.globalShape[0]!;
     const { numHeads, headDim } = this.config;
     const sizes = this.heads.map((h) => h.qCount * headDim);
-    const shards = await Promise.all(
+    const shards = await allOrFree(
       this.group.devices.map((_, r) => this.attendOnRank(r, x.shards[r]!, step)),
+      (t) => t.free(),
     );
     const attended = new DistributedTensor(this.group, Shard(1, sizes), [tokens, numHeads * headDim], shards);
     try {
-      return (await this.o.forward(attended)).output;
+      const out = residual ? this.o.forwardResidual(attended, residual) : this.o.forward(attended);
+      return (await out).output;
     } finally {
       attended.free();
     }

@@ -7,6 +7,7 @@ import { balancedSizes } from './head-split.js';
 import { expectShape, loadColumnParallel, loadRowParallel, spansOf } from './load-shards.js';
 import type { Module, Parameter } from './module.js';
 import { RowParallelLinear } from './row-parallel-linear.js';
+import { allOrFree } from './shards.js';
 import type { WeightReader } from './weight-reader.js';
 
 /**
@@ -72,19 +73,57 @@ export class ParallelGatedMlp implements Module {
     ];
   }
 
-  async forward(x: DistributedTensor): Promise<DistributedTensor> {
+  /** Whether `forwardResidual` adds the residual inside down's matmul (see RowParallelLinear). */
+  get fusesResidual(): boolean {
+    return this.down.fusesResidual;
+  }
+
+  forward(x: DistributedTensor): Promise<DistributedTensor> {
+    return this.run(x);
+  }
+
+  /** residual + mlp(x), the residual replicated like x. */
+  forwardResidual(x: DistributedTensor, residual: DistributedTensor): Promise<DistributedTensor> {
+    return this.run(x, residual);
+  }
+
+  private async run(x: DistributedTensor, residual?: DistributedTensor): Promise<DistributedTensor> {
+    using scope = new TensorScope();
+    const act = scope.track(await this.activation(x));
+    const out = residual ? this.down.forwardResidual(act, residual) : this.down.forward(act);
+    return (await out).output;
+  }
+
+  /**
+   * silu(gate(x)) · up(x), sharded like the intermediate dim: each device's `swigluMatmul` on its own
+   * columns (one kernel for a decode step's rows). Layouts the layers must check or move go through them.
+   */
+  private async activation(x: DistributedTensor): Promise<DistributedTensor> {
+    const shape = [x.globalShape[0]!, this.gate.outFeatures];
+    if (x.placement.kind === 'replicate' && x.globalShape.length === 2 && x.group === this.group) {
+      const shards = await allOrFree(
+        this.group.devices.map((d, r) =>
+          d.kernels.swigluMatmul(
+            x.shards[r]!,
+            this.gate.weight.shards[r]!,
+            this.up.weight.shards[r]!,
+            `${this.prefix}.act`,
+          ),
+        ),
+        (t) => t.free(),
+      );
+      return new DistributedTensor(this.group, Shard(1, this.sizes), shape, shards);
+    }
     using scope = new TensorScope();
     const gate = scope.track((await this.gate.forward(x)).output);
     const up = scope.track((await this.up.forward(x)).output);
-    const shards = await Promise.all(
+    const shards = await allOrFree(
       this.group.devices.map((d, r) =>
         d.kernels.swiglu(gate.shards[r]!, up.shards[r]!, `${this.prefix}.act`),
       ),
+      (t) => t.free(),
     );
-    const act = scope.track(
-      new DistributedTensor(this.group, Shard(1, this.sizes), gate.globalShape, shards),
-    );
-    return (await this.down.forward(act)).output;
+    return new DistributedTensor(this.group, Shard(1, this.sizes), gate.globalShape, shards);
   }
 
   free(): void {

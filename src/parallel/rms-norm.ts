@@ -1,4 +1,5 @@
-import type { DistributedTensor } from '../collectives/layout.js';
+import { DistributedTensor } from '../collectives/layout.js';
+import type { AddRmsNormResult } from '../kernels/kernels.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import { expectShape, loadReplicated } from './load-shards.js';
 import type { Module, Parameter } from './module.js';
@@ -28,6 +29,39 @@ export class ReplicatedRmsNorm implements Module {
     return mapShards(x, (shard, device, r) =>
       device.kernels.rmsNorm(shard, this.weight.shards[r]!, this.eps, this.name),
     );
+  }
+
+  /**
+   * sum = x + residual and normed = norm(sum), each device on its own copy, in one kernel each (the residual
+   * add before a norm: between a layer's attention and its MLP, and between layers).
+   */
+  async addAndNorm(
+    x: DistributedTensor,
+    residual: DistributedTensor,
+  ): Promise<{ sum: DistributedTensor; normed: DistributedTensor }> {
+    const settled = await Promise.allSettled(
+      x.group.devices.map((device, r) =>
+        device.kernels.addRmsNorm(
+          x.shards[r]!,
+          residual.shards[r]!,
+          this.weight.shards[r]!,
+          this.eps,
+          this.name,
+        ),
+      ),
+    );
+    const failed = settled.find((s) => s.status === 'rejected');
+    const done = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    if (failed) {
+      for (const d of done) {
+        d.sum.free();
+        d.normed.free();
+      }
+      throw failed.reason;
+    }
+    const wrap = (pick: (d: AddRmsNormResult) => DistributedTensor['shards'][number]) =>
+      new DistributedTensor(x.group, x.placement, x.globalShape, done.map(pick));
+    return { sum: wrap((d) => d.sum), normed: wrap((d) => d.normed) };
   }
 
   free(): void {

@@ -8,6 +8,7 @@ import { DeviceGroup } from '../runtime/device-group.js';
 import { checkFills, type Tensor } from '../runtime/tensor.js';
 import type { LayerOutput } from './column-parallel-linear.js';
 import { addBiasOnce, uploadReplicated } from './replicated.js';
+import { addShards, mapShards } from './shards.js';
 import { checkSameGroup, type LinearLayerOptions, layerWeight } from './weights.js';
 
 function sameDevices(a: DeviceGroup, b: DeviceGroup): boolean {
@@ -62,13 +63,50 @@ export class RowParallelLinear {
   /** x: [tokens, inFeatures]; sharded on its last dim like the weight's rows, or any layout to scatter. */
   async forward(x: DistributedTensor): Promise<LayerOutput> {
     const { output: partial, traffic } = await this.forwardPartial(x);
-    const summed = await redistribute(this.ctx, partial, this.outputGroup, Replicate(), {
-      label: `${this.label}/sum`,
-      reduceOn: this.options.reduceOn,
-    });
+    let summed: Awaited<ReturnType<typeof redistribute>>;
+    try {
+      summed = await redistribute(this.ctx, partial, this.outputGroup, Replicate(), {
+        label: `${this.label}/sum`,
+        reduceOn: this.options.reduceOn,
+      });
+    } catch (error) {
+      partial.free();
+      throw error;
+    }
     partial.free(summed.output.shards);
     const output = this.bias ? await addBiasOnce(summed.output, this.bias) : summed.output;
     return { output, traffic: addTraffic(traffic, summed.traffic) };
+  }
+
+  /**
+   * Whether `forward` can take the residual into the matmul's store: only where the product is whole on one
+   * device (no partial sums to add first) and no bias is due after it, so Y = XA + R keeps the order of the
+   * unfused add exactly.
+   */
+  get fusesResidual(): boolean {
+    return this.group.size === 1 && this.outputGroup === this.group && this.bias === null;
+  }
+
+  /**
+   * Y = XA + R, R replicated like the output ([tokens, outFeatures]): one kernel where `fusesResidual`,
+   * else `forward` and an add on each device.
+   */
+  async forwardResidual(x: DistributedTensor, residual: DistributedTensor): Promise<LayerOutput> {
+    if (this.fusesResidual) {
+      checkSameGroup(residual, this.group, this.label);
+      const { output, traffic } = await this.products(x, residual);
+      // The one device's product is the whole sum: Partial over one device is Replicate.
+      return {
+        output: new DistributedTensor(this.group, Replicate(), output.globalShape, output.shards),
+        traffic,
+      };
+    }
+    const { output, traffic } = await this.forward(x);
+    try {
+      return { output: await addShards(output, residual, `${this.label}+residual`), traffic };
+    } finally {
+      output.free();
+    }
   }
 
   /**
@@ -76,7 +114,12 @@ export class RowParallelLinear {
    * that sums them with a collective of its own (a strategy file names it, onto any devices) and then adds
    * the bias once with `addBias` (Megatron's skip_bias_add, with the reduction left to the caller too).
    */
-  async forwardPartial(x: DistributedTensor): Promise<LayerOutput> {
+  forwardPartial(x: DistributedTensor): Promise<LayerOutput> {
+    return this.products(x);
+  }
+
+  /** X_r A_r on every device, with R added in the store where given (one device only: see fusesResidual). */
+  private async products(x: DistributedTensor, residual?: DistributedTensor): Promise<LayerOutput> {
     if (x.globalShape.length !== 2 || x.globalShape[1] !== this.inFeatures) {
       throw new ParallelError(
         'SHAPE',
@@ -112,19 +155,21 @@ export class RowParallelLinear {
       input = scattered.output;
       traffic = scattered.traffic;
     }
-    const partials = await Promise.all(
-      this.group.devices.map((device, r) =>
-        device.kernels.matmul(input.shards[r]!, this.weight.shards[r]!, { label: `${this.label}[${r}]` }),
-      ),
-    );
-    if (input !== x) input.free(x.shards);
-    const partial = new DistributedTensor(
-      this.group,
-      Partial(),
-      [x.globalShape[0]!, this.outFeatures],
-      partials,
-    );
-    return { output: partial, traffic };
+    try {
+      const partial = await mapShards(
+        input,
+        (shard, device, r) =>
+          device.kernels.matmul(shard, this.weight.shards[r]!, {
+            label: `${this.label}[${r}]`,
+            residual: residual?.shards[r],
+          }),
+        Partial(),
+        [x.globalShape[0]!, this.outFeatures],
+      );
+      return { output: partial, traffic };
+    } finally {
+      if (input !== x) input.free(x.shards);
+    }
   }
 
   /**
@@ -150,13 +195,13 @@ export class RowParallelLinear {
     const lastDim = p.kind === 'shard' && p.dim === summed.globalShape.length - 1;
     const widths = summed.shards.map((s) => (lastDim ? s.shape[s.shape.length - 1]! : this.outFeatures));
     const offsets = lastDim ? splitOffsets(widths) : widths.map(() => 0);
-    const shards = await Promise.all(
-      summed.shards.map((s, r) =>
-        s.device.kernels.add(s, this.biasSlice(s.device, offsets[r]!, widths[r]!), `${s.label}+bias`),
-      ),
-    );
-    summed.free();
-    return new DistributedTensor(summed.group, summed.placement, summed.globalShape, shards);
+    try {
+      return await mapShards(summed, (s, device, r) =>
+        device.kernels.add(s, this.biasSlice(device, offsets[r]!, widths[r]!), `${s.label}+bias`),
+      );
+    } finally {
+      summed.free();
+    }
   }
 
   /** b[offset, offset + width) on `device`, uploaded on first use and kept with the layer. */

@@ -13,14 +13,26 @@ export async function mapShards(
   placement: Placement = x.placement,
   globalShape: Shape = x.globalShape,
 ): Promise<DistributedTensor> {
-  const settled = await Promise.allSettled(x.group.devices.map((device, r) => body(x.shards[r]!, device, r)));
+  const shards = await allOrFree(
+    x.group.devices.map((device, r) => body(x.shards[r]!, device, r)),
+    (t) => t.free(),
+  );
+  return new DistributedTensor(x.group, placement, globalShape, shards);
+}
+
+/**
+ * Every device's part of a step, awaited to the end even when one fails (a part still running then would
+ * allocate after the caller's cleanup, and leak); on a failure what the others made is freed and the
+ * first error goes on.
+ */
+export async function allOrFree<T>(parts: readonly Promise<T>[], free: (value: T) => void): Promise<T[]> {
+  const settled = await Promise.allSettled(parts);
   const failed = settled.find((s) => s.status === 'rejected');
   if (failed) {
-    for (const s of settled) if (s.status === 'fulfilled') s.value.free();
+    for (const s of settled) if (s.status === 'fulfilled') free(s.value);
     throw failed.reason;
   }
-  const shards = settled.map((s) => (s as PromiseFulfilledResult<Tensor>).value);
-  return new DistributedTensor(x.group, placement, globalShape, shards);
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }
 
 /** a + b per device, for two tensors of one placement on one group (the residual adds). */

@@ -1,6 +1,8 @@
 import type { HostDevice, HostTensor } from '../../runtime/host-device.js';
+import { TensorScope } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import {
+  type AddRmsNormResult,
   type ArgmaxResult,
   type BatchedMatmulOptions,
   type CausalSoftmaxOptions,
@@ -11,16 +13,21 @@ import {
   type RopeOptions,
   type RouterTopKResult,
 } from '../kernels.js';
+import { addResidualInPlace } from '../reference/transformer-ops.js';
 import {
   addPeriod,
   asMatrix,
   checkOperands,
+  checkResidual,
   embeddingDims,
   groupRows,
   layerNormDims,
   matmulDims,
+  matmulOperands,
   sumInputs,
+  swigluMatmulDims,
 } from '../shape-checks.js';
+import { addRmsNormDims } from '../transformer-checks.js';
 import { embeddingIds } from './embedding-ids.js';
 import { checkIndexable, F32_INDEX_LIMIT } from './f32-index-limit.js';
 import { gpujsMatmul } from './gpujs-matmul.js';
@@ -64,9 +71,10 @@ export class GpuJsKernels implements Kernels {
   }
 
   async matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Promise<Tensor> {
-    const operands = options.bias ? [a, b, options.bias] : [a, b];
-    checkOperands('matmul', this.device, operands);
-    const { m, n, k } = matmulDims(a, b, options.bias);
+    checkOperands('matmul', this.device, matmulOperands(a, b, options));
+    const dims = matmulDims(a, b, options.bias);
+    checkResidual(dims, options.residual);
+    const { m, n, k } = dims;
     checkIndexable('matmul', a, b);
     return this.device.timed('matmul', async () => {
       const out = await gpujsMatmul(this.cache, {
@@ -78,6 +86,8 @@ export class GpuJsKernels implements Kernels {
         k,
         activation: options.activation,
       });
+      // On the host, where the product's rows are de-interleaved anyway: one f32 add each, as `add` does.
+      if (options.residual) addResidualInPlace(out, f32(options.residual));
       return this.device.adopt(out, [m, n], options.label ?? 'matmul');
     });
   }
@@ -206,6 +216,40 @@ export class GpuJsKernels implements Kernels {
   rmsNorm(x: Tensor, weight: Tensor, eps: number, label?: string): Promise<Tensor> {
     return this.transformer.rmsNorm(x, weight, eps, label);
   }
+  /**
+   * The add, then rmsNorm's two kernels on the sum: gpu.js pays no per-dispatch cost to save by fusing,
+   * and the composition keeps both outputs equal to `add` and `rmsNorm` by construction.
+   */
+  async addRmsNorm(
+    x: Tensor,
+    residual: Tensor,
+    weight: Tensor,
+    eps: number,
+    label = 'addRmsNorm',
+  ): Promise<AddRmsNormResult> {
+    checkOperands('addRmsNorm', this.device, [x, residual, weight]);
+    const { rows, cols } = addRmsNormDims(x, residual, weight);
+    // `add` takes matrices: rows of any rank as [rows, cols], the sum back in x's shape.
+    const flat = await this.add(x.reshape([rows, cols]), residual.reshape([rows, cols]), `${label}.sum`);
+    const sum = flat.reshape(x.shape, { owning: true });
+    try {
+      return { sum, normed: await this.transformer.rmsNorm(sum, weight, eps, label) };
+    } catch (error) {
+      sum.free();
+      throw error;
+    }
+  }
+
+  /** The two products, then swiglu: each is a host-clock pass here, with no dispatch cost to save. */
+  async swigluMatmul(x: Tensor, wGate: Tensor, wUp: Tensor, label = 'swigluMatmul'): Promise<Tensor> {
+    checkOperands('swigluMatmul', this.device, [x, wGate, wUp]);
+    swigluMatmulDims(x, wGate, wUp);
+    using scope = new TensorScope();
+    const gate = scope.track(await this.matmul(x, wGate, { label: `${label}.gate` }));
+    const up = scope.track(await this.matmul(x, wUp, { label: `${label}.up` }));
+    return this.transformer.swiglu(gate, up, label);
+  }
+
   silu(x: Tensor, label?: string): Promise<Tensor> {
     return this.transformer.silu(x, label);
   }

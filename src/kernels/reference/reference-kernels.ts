@@ -1,6 +1,7 @@
 import type { HostDevice, HostTensor } from '../../runtime/host-device.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import {
+  type AddRmsNormResult,
   type ArgmaxResult,
   type BatchedMatmulOptions,
   type CausalSoftmaxOptions,
@@ -15,13 +16,17 @@ import {
   addPeriod,
   asMatrix,
   checkOperands,
+  checkResidual,
   embeddingDims,
   groupRows,
   layerNormDims,
   matmulDims,
+  matmulOperands,
   sumInputs,
+  swigluMatmulDims,
 } from '../shape-checks.js';
 import {
+  addRmsNormDims,
   argmaxDims,
   batchedMatmulDims,
   causalSoftmaxDims,
@@ -45,6 +50,8 @@ import {
   sumRef,
 } from './reference-ops.js';
 import {
+  addResidualInPlace,
+  addRmsNormRef,
   argmaxRef,
   batchedMatmulRef,
   causalSoftmaxRef,
@@ -67,11 +74,13 @@ export class ReferenceKernels implements Kernels {
   constructor(private readonly device: HostDevice) {}
 
   async matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Promise<Tensor> {
-    const operands = options.bias ? [a, b, options.bias] : [a, b];
-    checkOperands('matmul', this.device, operands);
-    const { m, n, k } = matmulDims(a, b, options.bias);
+    checkOperands('matmul', this.device, matmulOperands(a, b, options));
+    const dims = matmulDims(a, b, options.bias);
+    checkResidual(dims, options.residual);
+    const { m, n, k } = dims;
     return this.device.timed('matmul', () => {
       const out = matmulRef(f32(a), f32(b), m, n, k, options.bias && f32(options.bias), options.activation);
+      if (options.residual) addResidualInPlace(out, f32(options.residual));
       return this.device.adopt(out, [m, n], options.label ?? 'matmul');
     });
   }
@@ -150,6 +159,34 @@ export class ReferenceKernels implements Kernels {
     return this.device.timed('rmsNorm', () =>
       this.device.adopt(rmsNormRef(f32(x), rows, cols, f32(weight), eps), x.shape, label),
     );
+  }
+
+  async addRmsNorm(
+    x: Tensor,
+    residual: Tensor,
+    weight: Tensor,
+    eps: number,
+    label = 'addRmsNorm',
+  ): Promise<AddRmsNormResult> {
+    checkOperands('addRmsNorm', this.device, [x, residual, weight]);
+    const { rows, cols } = addRmsNormDims(x, residual, weight);
+    return this.device.timed('addRmsNorm', () => {
+      const r = addRmsNormRef(f32(x), f32(residual), rows, cols, f32(weight), eps);
+      return {
+        sum: this.device.adopt(r.sum, x.shape, `${label}.sum`),
+        normed: this.device.adopt(r.normed, x.shape, label),
+      };
+    });
+  }
+
+  async swigluMatmul(x: Tensor, wGate: Tensor, wUp: Tensor, label = 'swigluMatmul'): Promise<Tensor> {
+    checkOperands('swigluMatmul', this.device, [x, wGate, wUp]);
+    const { m, n, k } = swigluMatmulDims(x, wGate, wUp);
+    return this.device.timed('swigluMatmul', () => {
+      const gate = matmulRef(f32(x), f32(wGate), m, n, k);
+      const up = matmulRef(f32(x), f32(wUp), m, n, k);
+      return this.device.adopt(swigluRef(gate, up), [m, n], label);
+    });
   }
 
   async silu(x: Tensor, label = 'silu'): Promise<Tensor> {

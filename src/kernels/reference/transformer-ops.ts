@@ -48,6 +48,25 @@ export function rmsNormRef(x: Float32Array, rows: number, cols: number, weight: 
   return out;
 }
 
+/** sum = x + residual (rounded to f32, as the add kernel stores it), normed = rmsNormRef(sum). */
+export function addRmsNormRef(
+  x: Float32Array,
+  residual: Float32Array,
+  rows: number,
+  cols: number,
+  weight: Float32Array,
+  eps: number,
+): { sum: Float32Array; normed: Float32Array } {
+  const sum = x.map((v, i) => v + residual[i]!);
+  return { sum, normed: rmsNormRef(sum, rows, cols, weight, eps) };
+}
+
+/** out += residual in place, elementwise (matmul's residual epilogue: one f32 add after the product). */
+export function addResidualInPlace(out: Float32Array, residual: Float32Array): Float32Array {
+  for (let i = 0; i < out.length; i++) out[i]! += residual[i]!;
+  return out;
+}
+
 export function siluRef(x: Float32Array): Float32Array {
   return x.map((v) => v * sigmoid(v));
 }

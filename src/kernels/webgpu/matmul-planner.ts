@@ -19,6 +19,13 @@ export interface MatmulBuffers {
   readonly b: GPUBuffer;
   readonly out: GPUBuffer;
   readonly bias: GPUBuffer | undefined;
+  /** [M, N], added after the activation; absent: nothing. */
+  readonly residual?: GPUBuffer;
+  /**
+   * A second B of B's shape: C = silu(A·B) · (A·B_up), with no bias, activation or residual. small_m
+   * variants only (see `fusesGated`).
+   */
+  readonly up?: GPUBuffer;
   readonly activation: Activation;
   readonly variant: string | undefined;
 }
@@ -77,11 +84,29 @@ export class MatmulPlanner {
     return pick?.supports(dims, traits) ? pick : defaultVariant(dims, traits, this.catalog);
   }
 
+  /**
+   * Whether the gated product (MatmulBuffers.up) runs as one kernel for this shape: where the pick is a
+   * small_m variant (decode's few rows), whose lanes own whole columns and can hold both accumulators.
+   */
+  fusesGated(device: GpuDevice, dims: MatmulDims, forced?: string): boolean {
+    return this.choose(device, dims, forced).kind === 'small_m';
+  }
+
   async encode(device: GpuDevice, dims: MatmulDims, io: MatmulBuffers): Promise<MatmulVariant> {
     const variant = this.choose(device, dims, io.variant);
     const vecB = dims.n % 4 === 0 ? 1 : 0;
     const hasBias = io.bias !== undefined;
-    const key = `matmul/${variant.name}/${vecB ? 'vec4b' : 'scalarb'}/${io.activation}/${hasBias ? 'bias' : 'nobias'}`;
+    const hasResidual = io.residual !== undefined;
+    const gated = io.up !== undefined;
+    if (gated && (variant.kind !== 'small_m' || hasBias || hasResidual || io.activation !== 'none')) {
+      throw new ParallelError('INVALID_ARGUMENT', `matmul ${variant.name} has no gated form`, {
+        fix: 'gate with small_m variants only, with no bias, activation or residual',
+      });
+    }
+    const epilogue = gated
+      ? 'gated'
+      : `${io.activation}/${hasBias ? 'bias' : 'nobias'}${hasResidual ? '/residual' : ''}`;
+    const key = `matmul/${variant.name}/${vecB ? 'vec4b' : 'scalarb'}/${epilogue}`;
     const x = Math.ceil(dims.n / variant.tile.cols);
     const y = Math.ceil(dims.m / variant.tile.rows);
     const max = traitsOf(device).maxWorkgroupsPerDimension;
@@ -99,17 +124,24 @@ export class MatmulPlanner {
     await device.dispatch({
       source: {
         key,
-        code: () => specialize('matmul', loadShader('matmul'), { ...variant.template, VEC_B: vecB }),
+        code: () =>
+          specialize('matmul', loadShader('matmul'), {
+            ...variant.template,
+            VEC_B: vecB,
+            GATED: gated ? 1 : 0,
+          }),
         entryPoint: variant.entryPoint,
         constants: {
           ...variant.constants,
           ACTIVATION: ACTIVATION_CODE[io.activation],
           HAS_BIAS: hasBias ? 1 : 0,
+          HAS_RESIDUAL: hasResidual ? 1 : 0,
         },
       },
       params: params.buffer,
-      // Without a bias the slot still needs a buffer; A is bound read-only twice, which WebGPU allows.
-      buffers: [io.a, io.b, io.bias ?? io.a, io.out],
+      // Without a bias or a residual the slot still needs a buffer; A is bound read-only again, which
+      // WebGPU allows.
+      buffers: [io.a, io.b, io.bias ?? io.a, io.out, io.residual ?? io.a, ...(io.up ? [io.up] : [])],
       workgroups: [x, y],
     });
     return variant;

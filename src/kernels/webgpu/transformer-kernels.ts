@@ -2,6 +2,7 @@ import type { DType, Shape, Tensor } from '../../runtime/tensor.js';
 import type { GpuDevice } from '../../runtime/webgpu/gpu-device.js';
 import type { GpuTensor } from '../../runtime/webgpu/gpu-tensor.js';
 import type {
+  AddRmsNormResult,
   ArgmaxResult,
   BatchedMatmulOptions,
   CausalSoftmaxOptions,
@@ -10,6 +11,7 @@ import type {
 } from '../kernels.js';
 import { addPeriod, checkDType, checkOperands } from '../shape-checks.js';
 import {
+  addRmsNormDims,
   argmaxDims,
   type BatchedMatmulDims,
   batchedMatmulDims,
@@ -93,21 +95,38 @@ export class WebGpuTransformerKernels {
   async rmsNorm(x: Tensor, weight: Tensor, eps: number, label = 'rmsNorm'): Promise<Tensor> {
     checkOperands('rmsNorm', this.device, [x, weight]);
     const { rows, cols } = rmsNormDims(x, weight);
-    return this.single(
-      rowKernel(
-        'rms_norm',
-        rows,
-        params([
-          ['u32', rows],
-          ['u32', cols],
-          ['f32', eps],
-        ]),
-      ),
-      [x, weight],
-      x.shape,
-      'f32',
-      label,
-    );
+    return this.single(rmsNormKernel(rows, cols, eps, false), [x, weight], x.shape, 'f32', label);
+  }
+
+  /** rms_norm.wgsl with RESIDUAL: both outputs from one dispatch (see the shader). */
+  async addRmsNorm(
+    x: Tensor,
+    residual: Tensor,
+    weight: Tensor,
+    eps: number,
+    label = 'addRmsNorm',
+  ): Promise<AddRmsNormResult> {
+    checkOperands('addRmsNorm', this.device, [x, residual, weight]);
+    const { rows, cols } = addRmsNormDims(x, residual, weight);
+    const normed = this.device.empty(x.shape, 'f32', label, { overwritten: true });
+    let sum: GpuTensor | undefined;
+    try {
+      sum = this.device.empty(x.shape, 'f32', `${label}.sum`, { overwritten: true });
+      if (x.size > 0) {
+        await this.dispatch(rmsNormKernel(rows, cols, eps, true), [
+          buf(x),
+          buf(residual),
+          buf(weight),
+          normed.buffer,
+          sum.buffer,
+        ]);
+      }
+    } catch (error) {
+      normed.free();
+      sum?.free();
+      throw error;
+    }
+    return { sum, normed };
   }
 
   async silu(x: Tensor, label = 'silu'): Promise<Tensor> {
@@ -452,6 +471,24 @@ function elementwise(file: string, entryPoint: string, items: number, uniform: A
     constants: { WORKGROUP_SIZE: ELEMENTWISE_WORKGROUP },
     uniform,
     workgroups: grid1d(items, ELEMENTWISE_WORKGROUP),
+  };
+}
+
+/** rms_norm.wgsl, plain or with the residual add fused in (the key names which). */
+function rmsNormKernel(rows: number, cols: number, eps: number, residual: boolean): Kernel {
+  const plain = rowKernel(
+    'rms_norm',
+    rows,
+    params([
+      ['u32', rows],
+      ['u32', cols],
+      ['f32', eps],
+    ]),
+  );
+  return {
+    ...plain,
+    key: residual ? `add_rms_norm/wg${ROW_WORKGROUP}` : plain.key,
+    template: { RESIDUAL: residual ? 1 : 0 },
   };
 }
 

@@ -1,8 +1,10 @@
 import { ParallelError } from '../../errors.js';
+import { TensorScope } from '../../runtime/scope.js';
 import type { Tensor } from '../../runtime/tensor.js';
 import type { GpuDevice } from '../../runtime/webgpu/gpu-device.js';
 import type { GpuTensor } from '../../runtime/webgpu/gpu-tensor.js';
 import {
+  type AddRmsNormResult,
   type ArgmaxResult,
   type BatchedMatmulOptions,
   type CausalSoftmaxOptions,
@@ -17,12 +19,15 @@ import {
   addPeriod,
   asMatrix,
   checkOperands,
+  checkResidual,
   embeddingDims,
   groupRows,
   layerNormDims,
   type MatmulDims,
   matmulDims,
+  matmulOperands,
   sumInputs,
+  swigluMatmulDims,
 } from '../shape-checks.js';
 import { grid1d } from './grid.js';
 import type { MatmulPlanner } from './matmul-planner.js';
@@ -47,9 +52,11 @@ export class WebGpuKernels implements Kernels {
   }
 
   async matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Promise<Tensor> {
-    checkOperands('matmul', this.device, options.bias ? [a, b, options.bias] : [a, b]);
+    checkOperands('matmul', this.device, matmulOperands(a, b, options));
     const dims = matmulDims(a, b, options.bias);
-    if (dims.k === 0 && options.bias && dims.m * dims.n > 0) return this.matmulOverNothing(dims, options);
+    checkResidual(dims, options.residual);
+    const nothing = dims.k === 0 && dims.m * dims.n > 0;
+    if (nothing && (options.bias || options.residual)) return this.matmulOverNothing(dims, options);
     // Zeros: an empty product, or a sum over K = 0 without a bias (every activation maps 0 to 0).
     const out = this.device.empty([dims.m, dims.n], 'f32', options.label ?? 'matmul');
     if (out.size === 0 || dims.k === 0) return out;
@@ -59,6 +66,7 @@ export class WebGpuKernels implements Kernels {
         b: buf(b),
         out: out.buffer,
         bias: options.bias ? buf(options.bias) : undefined,
+        residual: options.residual ? buf(options.residual) : undefined,
         activation: options.activation ?? 'none',
         variant: options.variant,
       });
@@ -70,7 +78,7 @@ export class WebGpuKernels implements Kernels {
   }
 
   /**
-   * act(bias) on every row: a sum over K = 0 with a bias. The kernel cannot bind operands with no elements,
+   * act(bias) + residual on every row: a sum over K = 0 with a bias or a residual. The kernel cannot bind operands with no elements,
    * so it multiplies zeros of K = 1 instead, which gives the same values through the same activation code.
    */
   private async matmulOverNothing(dims: MatmulDims, options: MatmulOptions): Promise<Tensor> {
@@ -244,6 +252,48 @@ export class WebGpuKernels implements Kernels {
 
   rmsNorm(x: Tensor, weight: Tensor, eps: number, label?: string): Promise<Tensor> {
     return this.transformer.rmsNorm(x, weight, eps, label);
+  }
+
+  addRmsNorm(
+    x: Tensor,
+    residual: Tensor,
+    weight: Tensor,
+    eps: number,
+    label?: string,
+  ): Promise<AddRmsNormResult> {
+    return this.transformer.addRmsNorm(x, residual, weight, eps, label);
+  }
+
+  /**
+   * One kernel where the planner's pick for the shape is small_m (decode: the up projection and swiglu
+   * passes gone); elsewhere the two products and swiglu, which the tiled kernels run faster.
+   */
+  async swigluMatmul(x: Tensor, wGate: Tensor, wUp: Tensor, label = 'swigluMatmul'): Promise<Tensor> {
+    checkOperands('swigluMatmul', this.device, [x, wGate, wUp]);
+    const dims = swigluMatmulDims(x, wGate, wUp);
+    if (dims.k === 0 || !this.matmuls.fusesGated(this.device, dims)) {
+      using scope = new TensorScope();
+      const gate = scope.track(await this.matmul(x, wGate, { label: `${label}.gate` }));
+      const up = scope.track(await this.matmul(x, wUp, { label: `${label}.up` }));
+      return this.transformer.swiglu(gate, up, label);
+    }
+    const out = this.device.empty([dims.m, dims.n], 'f32', label, { overwritten: true });
+    if (out.size === 0) return out;
+    try {
+      await this.matmuls.encode(this.device, dims, {
+        a: buf(x),
+        b: buf(wGate),
+        up: buf(wUp),
+        out: out.buffer,
+        bias: undefined,
+        activation: 'none',
+        variant: undefined,
+      });
+    } catch (error) {
+      out.free();
+      throw error;
+    }
+    return out;
   }
 
   silu(x: Tensor, label?: string): Promise<Tensor> {

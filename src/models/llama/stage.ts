@@ -11,13 +11,13 @@ import { expectShape, loadRowShards } from '../../parallel/load-shards.js';
 import type { Module, Parameter } from '../../parallel/module.js';
 import { MixtureOfExperts } from '../../parallel/moe.js';
 import { ReplicatedRmsNorm } from '../../parallel/rms-norm.js';
-import { mapShards } from '../../parallel/shards.js';
+import { allOrFree, mapShards } from '../../parallel/shards.js';
 import type { WeightReader } from '../../parallel/weight-reader.js';
 import type { DeviceGroup } from '../../runtime/device-group.js';
 import { TensorScope } from '../../runtime/scope.js';
 import type { LlamaConfig } from '../llama-config.js';
 import type { ResolvedStage } from '../sharding-plan.js';
-import { type FeedForward, LlamaDecoderLayer } from './decoder-layer.js';
+import { type FeedForward, type LayerStream, LlamaDecoderLayer } from './decoder-layer.js';
 
 /** One sequence's part of a microbatch: its new tokens and its KV cache (one entry per model layer). */
 export interface BatchSequence {
@@ -180,16 +180,27 @@ export class LlamaStage implements Module {
       start += s.ids.length;
       return r;
     });
-    for (const layer of this.layers) {
+    // Every row is wanted where the logits of all are, or where each sequence brings one token (decode):
+    // the last layer then applies the final norm with its residual add.
+    const allRows = want === 'logits' || rows.every((r) => r.length === 1);
+    let stream: LayerStream = { x };
+    for (const [l, layer] of this.layers.entries()) {
       const step = {
         positions,
         sequences: rows.map((r, i): SequenceRows => ({ ...r, kv: sequences[i]!.cache[layer.index]! })),
       };
-      x = scope.track(await layer.forward(x, step));
+      const next = this.layers[l + 1]?.inputNorm ?? (this.last && allRows ? this.finalNorm : null);
+      stream = await layer.forwardStream(stream, step, next);
+      scope.track(stream.x);
+      if (stream.normed) scope.track(stream.normed);
     }
+    x = stream.x;
     if (!this.last) return scope.keep(x);
-    const picked = want === 'logits' ? x : scope.track(await lastRows(x, rows));
-    const normed = scope.track(await this.finalNorm!.forward(picked));
+    let normed = stream.normed;
+    if (!normed) {
+      const picked = allRows ? x : scope.track(await lastRows(x, rows));
+      normed = scope.track(await this.finalNorm!.forward(picked));
+    }
     if (want === 'last-greedy') return { kind: 'ids', ids: await this.head!.greedy(normed) };
     const logits = scope.track(await this.head!.logits(normed));
     return { kind: 'logits', logits: (await gatherToHost(logits)) as Float32Array };
@@ -228,8 +239,9 @@ async function lastRows(
     x,
     async (shard, device) => {
       using scope = new TensorScope();
-      const picked = await Promise.all(
+      const picked = await allOrFree(
         rows.map((r) => device.kernels.slice(shard, 0, r.start + r.length - 1, 1, 'last-row')),
+        (t) => t.free(),
       );
       for (const p of picked) scope.track(p);
       if (picked.length === 1) return scope.keep(picked[0]!);

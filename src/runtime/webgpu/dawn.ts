@@ -1,17 +1,8 @@
 import { ParallelError } from '../../errors.js';
-import type { AdapterSummary } from '../device.js';
 import { installPollBackoff, pollModeFromEnv } from './dawn-poll.js';
 
-/** The limits a user of compute kernels cares about, read off every adapter. */
-export const REPORTED_LIMITS = [
-  'maxBufferSize',
-  'maxStorageBufferBindingSize',
-  'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup',
-  'maxComputeWorkgroupSizeX',
-  'maxComputeWorkgroupsPerDimension',
-  'maxStorageBuffersPerShaderStage',
-] as const;
+// Adapter summaries are no Dawn matter (a browser's adapter has the same info); kept importable from here.
+export { REPORTED_LIMITS, summarizeAdapter } from './adapter-summary.js';
 
 export const NO_ADAPTER_HELP =
   "WebGPU needs a Vulkan driver. On a machine without a GPU install Mesa's CPU driver (lavapipe): on Debian 12 " +
@@ -146,24 +137,4 @@ export async function listAdapterNames(): Promise<string[]> {
   } finally {
     releaseGpu(gpu);
   }
-}
-
-export function summarizeAdapter(adapter: GPUAdapter, backend = 'auto'): AdapterSummary {
-  const info = adapter.info;
-  const limits: Record<string, number> = {};
-  for (const key of REPORTED_LIMITS) limits[key] = Number(adapter.limits[key]);
-  const isFallback = (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
-  return {
-    name: info.device || info.description || 'unknown adapter',
-    vendor: info.vendor,
-    architecture: info.architecture,
-    description: info.description,
-    backend,
-    isSoftware:
-      isFallback ||
-      info.architecture === 'software' ||
-      /llvmpipe|lavapipe|swiftshader/i.test(info.description),
-    features: [...adapter.features].sort(),
-    limits,
-  };
 }

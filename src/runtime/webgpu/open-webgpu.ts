@@ -8,6 +8,8 @@ import { GpuDevice } from './gpu-device.js';
 
 export interface WebGpuOpenOptions {
   readonly count: number;
+  /** The id of each device (default 0..count-1): a rank of a world numbers its devices as the strategy does. */
+  readonly ids?: readonly number[];
   /** Adapter names (substrings), used in turn; absent: every adapter Dawn finds, in turn. */
   readonly adapters?: readonly string[];
   readonly backend?: string;
@@ -36,13 +38,17 @@ export async function openWebGpuDevices(options: WebGpuOpenOptions): Promise<Gpu
       noteAdapter(summary.isSoftware);
       const planner = new MatmulPlanner(options.tuned ?? options.tuningCache?.picksFor(summary));
       const device = await GpuDevice.open({
-        id,
+        id: options.ids?.[id] ?? id,
         instance: opened.instance,
         adapter: opened.adapter,
         summary,
         budgetBytes: options.budgets[id],
         makeKernels: (d) => new WebGpuKernels(d, planner),
         dumpShader: options.dumpShader,
+        // Dawn on a CPU adapter writes some buffers in place and pays page faults for fresh staging.
+        writePath: summary.isSoftware ? 'host-visible' : 'queue',
+        // The instance waits for the next device rather than leaving its threads behind (see dawn.ts).
+        onDestroy: () => releaseGpu(opened.instance),
       }).catch((error: unknown) => {
         releaseGpu(opened.instance);
         throw error;
