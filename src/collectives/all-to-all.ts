@@ -111,11 +111,13 @@ export async function allToAll(
   const shapes = plan.outputRows.map((rows) => [rows, ...rest]);
   const out = options.out;
   if (out) checkOut(out, inputs, to, shapes, dtype);
-  // Every row of every output is written below, by a piece or a local copy.
-  const outputs =
-    out?.slice() ??
-    to.devices.map((device, j) => device.empty(shapes[j]!, dtype, `${label}[${j}]`, { overwritten: true }));
+  const outputs: Tensor[] = out?.slice() ?? [];
   try {
+    // Every row of every output is written below, by a piece or a local copy.
+    if (!out) {
+      for (const [j, device] of to.devices.entries())
+        outputs.push(device.empty(shapes[j]!, dtype, `${label}[${j}]`, { overwritten: true }));
+    }
     const targets = plan.pieceWrites.map((writes) =>
       writes.map((w) => ({ tensor: outputs[w.dstRank]!, runs: w.runs })),
     );

@@ -67,21 +67,28 @@ export async function redistribute(
     },
   );
 
-  const outputs: (Tensor | null)[] = targetGroup.devices.map((device, j) => {
-    const kept = plan.alias[j];
-    if (kept !== null && kept !== undefined) return input.shards[kept]!;
-    if (plan.deviceReductions.some((r) => r.dstRank === j)) return null;
-    if (out) return out.shards[j]!;
-    // Every element of a destination's box is written below (pieces, sums, local copies).
-    return device.empty(
-      localShape(shape, targetPlacement, targetGroup.size, j),
-      input.dtype,
-      `${label}[${j}]`,
-      { overwritten: true },
-    );
-  });
+  const outputs: (Tensor | null)[] = [];
   const temps: Tensor[] = [];
   try {
+    for (const [j, device] of targetGroup.devices.entries()) {
+      const kept = plan.alias[j];
+      if (kept !== null && kept !== undefined) outputs.push(input.shards[kept]!);
+      else if (plan.deviceReductions.some((r) => r.dstRank === j)) outputs.push(null);
+      else if (out) outputs.push(out.shards[j]!);
+      else {
+        // Every element of a destination's box is written below (pieces, sums, local copies).
+        outputs.push(
+          device.empty(
+            localShape(shape, targetPlacement, targetGroup.size, j),
+            input.dtype,
+            `${label}[${j}]`,
+            {
+              overwritten: true,
+            },
+          ),
+        );
+      }
+    }
     let bytesLocal = 0;
 
     // Where every piece goes: destination shards, or the operands of a sum on a destination device.
@@ -123,7 +130,8 @@ export async function redistribute(
       bytesLocal += copy.elements * BYTES;
     }
 
-    await Promise.all(
+    // Settled, not raced: a sum still running when another fails would land after the cleanup below.
+    const sums = await Promise.allSettled(
       plan.deviceReductions.map(async (reduction, r) => {
         const device = targetGroup.devices[reduction.dstRank]!;
         const sum = await device.kernels.sum(operands[r]!, `${label}[${reduction.dstRank}]`);
@@ -138,6 +146,8 @@ export async function redistribute(
         sum.free();
       }),
     );
+    const failed = sums.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     for (const temp of temps) temp.free();
     const traffic: Traffic = {
       bytesToHost: planElementsToHost(plan) * BYTES,
@@ -158,7 +168,7 @@ export async function redistribute(
   } catch (error) {
     for (const temp of temps) temp.free();
     outputs.forEach((t, j) => {
-      if (t && plan.alias[j] === null && !out) t.free();
+      if (t && (plan.alias[j] === null || plan.alias[j] === undefined) && !out) t.free();
     });
     throw error;
   }

@@ -1,11 +1,12 @@
 import { allGather } from '../collectives/all-gather.js';
 import type { CollectiveContext } from '../collectives/context.js';
-import { DistributedTensor, Shard } from '../collectives/layout.js';
+import { type DistributedTensor, Shard } from '../collectives/layout.js';
 import { NO_TRAFFIC, type Traffic } from '../collectives/traffic.js';
 import { ParallelError } from '../errors.js';
 import type { Activation } from '../kernels/kernels.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import { checkFills, formatShape } from '../runtime/tensor.js';
+import { mapShards } from './shards.js';
 import { checkSameGroup, type LinearLayerOptions, layerWeight, shardWeight } from './weights.js';
 
 export interface ColumnParallelLinearOptions extends LinearLayerOptions {
@@ -72,25 +73,26 @@ export class ColumnParallelLinear {
         },
       );
     }
-    const shards = await Promise.all(
-      this.group.devices.map((device, r) =>
-        device.kernels.matmul(x.shards[r]!, this.weight.shards[r]!, {
+    const sharded = await mapShards(
+      x,
+      (shard, device, r) =>
+        device.kernels.matmul(shard, this.weight.shards[r]!, {
           bias: this.bias?.shards[r],
           activation: this.options.activation,
           label: `${this.label}[${r}]`,
         }),
-      ),
-    );
-    const sharded = new DistributedTensor(
-      this.group,
       Shard(1, (this.weight.placement as { sizes?: readonly number[] }).sizes),
       [x.globalShape[0]!, this.outFeatures],
-      shards,
     );
     if (!this.options.gatherOutput) return { output: sharded, traffic: NO_TRAFFIC };
-    const gathered = await allGather(this.ctx, sharded, this.group, { label: `${this.label}/gather` });
-    sharded.free(gathered.output.shards);
-    return gathered;
+    try {
+      const gathered = await allGather(this.ctx, sharded, this.group, { label: `${this.label}/gather` });
+      sharded.free(gathered.output.shards);
+      return gathered;
+    } catch (error) {
+      sharded.free();
+      throw error;
+    }
   }
 
   describe(): string {

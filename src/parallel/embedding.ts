@@ -1,11 +1,12 @@
 import { allGather } from '../collectives/all-gather.js';
 import type { CollectiveContext, ReduceOn } from '../collectives/context.js';
-import { DistributedTensor, Partial, Replicate, Shard, splitOffsets } from '../collectives/layout.js';
+import { type DistributedTensor, Partial, Replicate, Shard, splitOffsets } from '../collectives/layout.js';
 import { redistribute } from '../collectives/redistribute.js';
 import { NO_TRAFFIC } from '../collectives/traffic.js';
 import { ParallelError } from '../errors.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import type { LayerOutput } from './column-parallel-linear.js';
+import { mapShards } from './shards.js';
 import { checkSameGroup, layerWeight } from './weights.js';
 
 export interface ParallelEmbeddingOptions {
@@ -56,22 +57,22 @@ export class ColumnParallelEmbedding {
   async forward(ids: DistributedTensor): Promise<LayerOutput> {
     const group = this.options.group;
     checkIds(ids, group, this.label);
-    const shards = await Promise.all(
-      group.devices.map((d, r) =>
-        d.kernels.embedding(this.table.shards[r]!, ids.shards[r]!, { label: `${this.label}[${r}]` }),
-      ),
-    );
     const sizes = this.table.shards.map((s) => s.shape[1]!);
-    const output = new DistributedTensor(
-      group,
+    const output = await mapShards(
+      ids,
+      (shard, d, r) => d.kernels.embedding(this.table.shards[r]!, shard, { label: `${this.label}[${r}]` }),
       Shard(1, sizes),
       [ids.globalShape[0]!, this.options.hidden],
-      shards,
     );
     if (!this.options.gatherOutput) return { output, traffic: NO_TRAFFIC };
-    const gathered = await allGather(this.ctx, output, group, { label: `${this.label}/gather` });
-    output.free(gathered.output.shards);
-    return gathered;
+    try {
+      const gathered = await allGather(this.ctx, output, group, { label: `${this.label}/gather` });
+      output.free(gathered.output.shards);
+      return gathered;
+    } catch (error) {
+      output.free();
+      throw error;
+    }
   }
 
   free(): void {
@@ -100,27 +101,33 @@ export class VocabParallelEmbedding {
   /** ids: u32 [tokens], replicated on the layer's group; the output is replicated on the group. */
   async forward(ids: DistributedTensor): Promise<LayerOutput> {
     const partial = await this.forwardPartial(ids);
-    const summed = await redistribute(this.ctx, partial, this.options.group, Replicate(), {
-      label: `${this.label}/sum`,
-      reduceOn: this.options.reduceOn,
-    });
-    partial.free(summed.output.shards);
-    return summed;
+    try {
+      const summed = await redistribute(this.ctx, partial, this.options.group, Replicate(), {
+        label: `${this.label}/sum`,
+        reduceOn: this.options.reduceOn,
+      });
+      partial.free(summed.output.shards);
+      return summed;
+    } catch (error) {
+      partial.free();
+      throw error;
+    }
   }
 
   /** Each device's rows of its vocabulary range (zeros elsewhere), Partial(sum): for a caller that sums them with a collective of its own. */
   async forwardPartial(ids: DistributedTensor): Promise<DistributedTensor> {
     const group = this.options.group;
     checkIds(ids, group, this.label);
-    const partials = await Promise.all(
-      group.devices.map((d, r) =>
-        d.kernels.embedding(this.table.shards[r]!, ids.shards[r]!, {
+    return mapShards(
+      ids,
+      (shard, d, r) =>
+        d.kernels.embedding(this.table.shards[r]!, shard, {
           rowOffset: this.offsets[r]!,
           label: `${this.label}[${r}]`,
         }),
-      ),
+      Partial(),
+      [ids.globalShape[0]!, this.options.hidden],
     );
-    return new DistributedTensor(group, Partial(), [ids.globalShape[0]!, this.options.hidden], partials);
   }
 
   free(): void {

@@ -3,7 +3,7 @@ import type { DeviceGroup } from '../runtime/device-group.js';
 import { TensorScope } from '../runtime/scope.js';
 import { expectShape, loadColumnParallel, spansOf } from './load-shards.js';
 import type { Module, Parameter } from './module.js';
-import { mapShards } from './shards.js';
+import { allOrFree, mapShards } from './shards.js';
 import type { WeightReader } from './weight-reader.js';
 
 export interface LmHeadOptions {
@@ -78,7 +78,8 @@ export class VocabParallelHead implements Module {
     using scope = new TensorScope();
     const logits = scope.track(await this.logits(x));
     const offsets = splitOffsets(this.options.sizes);
-    const parts = await Promise.all(
+    // Each part tracks its tensors in the scope as they come; only the reads are left to settle.
+    const parts = await allOrFree(
       logits.shards.map(async (shard) => {
         const { indices, values } = await shard.device.kernels.argmax(shard, 'lm_head.argmax');
         scope.track(indices);
@@ -88,6 +89,7 @@ export class VocabParallelHead implements Module {
           values: (await values.read()) as Float32Array,
         };
       }),
+      () => {},
     );
     const rows = x.globalShape[0]!;
     const ids = new Uint32Array(rows);

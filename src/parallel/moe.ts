@@ -14,6 +14,7 @@ import { balancedSizes } from './head-split.js';
 import { expectShape, loadReplicated } from './load-shards.js';
 import { ParallelGatedMlp } from './mlp.js';
 import type { Module, Parameter } from './module.js';
+import { allOrFree } from './shards.js';
 import type { WeightReader } from './weight-reader.js';
 
 export interface MoeShape {
@@ -115,8 +116,21 @@ export class MixtureOfExperts implements Module {
     const t = this.groups[0]!.size;
     const rank = (g: number, i: number) => g * t + i;
     const track = <T extends { free(): void }>(v: T) => scope.track(v);
-    const onEach = <T>(body: (d: Device, g: number, i: number) => Promise<T>): Promise<PerGroup<T>> =>
-      Promise.all(this.groups.map((grp, g) => Promise.all(grp.devices.map((d, i) => body(d, g, i)))));
+    // Settled on every device before anything goes on or fails: a body still running when the scope
+    // ended would track into a scope already freed. Untracked results are freed by `free` on a failure.
+    const onEach = <T>(
+      body: (d: Device, g: number, i: number) => Promise<T>,
+      free: (value: T) => void = () => {},
+    ): Promise<PerGroup<T>> =>
+      allOrFree(
+        this.groups.map((grp, g) =>
+          allOrFree(
+            grp.devices.map((d, i) => body(d, g, i)),
+            free,
+          ),
+        ),
+        (values) => values.forEach(free),
+      );
     const empty = (d: Device, rows: number, label: string) => track(d.empty([rows, hidden], 'f32', label));
 
     // 1. Each group's token slice, and its routing, on each of its devices (the same on each).
@@ -139,8 +153,9 @@ export class MixtureOfExperts implements Module {
       const r = await d.kernels.routerTopK(logits.reshape([n, this.shape.numExperts]), k, 'moe.topk');
       return { indices: track(r.indices), weights: track(r.weights) };
     });
-    const picks = await Promise.all(
+    const picks = await allOrFree(
       routes.map(async (r) => (r[0] ? ((await r[0].indices.read()) as Uint32Array) : new Uint32Array(0))),
+      () => {},
     );
     const capacity =
       this.options.capacityFactor === undefined
@@ -157,25 +172,33 @@ export class MixtureOfExperts implements Module {
     const dispatched = await this.exchange(sends, plan.sendCounts, track);
 
     // 3. Experts on what each group received; the outputs back in the order they came.
-    const outputs = await Promise.all(
+    const outputs = await allOrFree(
       this.groups.map((grp, h) => this.runExperts(grp, h, dispatched.outputs[h]!, plan, hidden, track)),
+      () => {},
     );
     const back = transpose(plan.sendCounts);
     const returned = await this.exchange(outputs, back, track);
 
     // 4. Combine each token's k rows with its router weights; gather the slices back over each rail.
     // These are not tracked: with one group they are the result itself.
-    const combined = await onEach(async (d, g, i) => {
-      const n = sizes[g]!;
-      const rows = returned.outputs[g]![i]!;
-      if (n === 0 || rows.shape[0] === 0) return d.empty([n, hidden], 'f32', 'moe.out');
-      const picked = track(await gather(d, rows, plan.combineIds[g]!, 'moe.picked', track));
-      const weights = routes[g]![i]!.weights;
-      const sum = await d.kernels.batchedMatmul(weights.reshape([n, 1, k]), picked.reshape([n, k, hidden]), {
-        label: 'moe.combine',
-      });
-      return sum.reshape([n, hidden], { owning: true });
-    });
+    const combined = await onEach(
+      async (d, g, i) => {
+        const n = sizes[g]!;
+        const rows = returned.outputs[g]![i]!;
+        if (n === 0 || rows.shape[0] === 0) return d.empty([n, hidden], 'f32', 'moe.out');
+        const picked = track(await gather(d, rows, plan.combineIds[g]!, 'moe.picked', track));
+        const weights = routes[g]![i]!.weights;
+        const sum = await d.kernels.batchedMatmul(
+          weights.reshape([n, 1, k]),
+          picked.reshape([n, k, hidden]),
+          {
+            label: 'moe.combine',
+          },
+        );
+        return sum.reshape([n, hidden], { owning: true });
+      },
+      (t) => t.free(),
+    );
     this.options.load?.record({
       stage: this.options.stage ?? 0,
       layer: this.options.layer ?? 0,
@@ -189,7 +212,7 @@ export class MixtureOfExperts implements Module {
     if (this.ep === 1) return new DistributedTensor(this.group, Replicate(), [tokens, hidden], combined[0]!);
     let gathered: DistributedTensor[];
     try {
-      gathered = await Promise.all(
+      gathered = await allOrFree(
         this.rails.map(async (rail, i) => {
           const parts = new DistributedTensor(
             rail,
@@ -199,6 +222,7 @@ export class MixtureOfExperts implements Module {
           );
           return (await allGather(this.ctx, parts)).output;
         }),
+        (dt) => dt.free(),
       );
     } catch (error) {
       for (const part of combined.flat()) part.free();
@@ -222,7 +246,7 @@ export class MixtureOfExperts implements Module {
     track: <T extends { free(): void }>(v: T) => T,
   ): Promise<{ outputs: PerGroup<Tensor>; bytes: number; ms: number }> {
     const start = performance.now();
-    const results = await Promise.all(
+    const results = await allOrFree(
       this.rails.map((rail, i) =>
         allToAll(
           this.ctx,
@@ -232,6 +256,9 @@ export class MixtureOfExperts implements Module {
           { label: 'moe.all_to_all' },
         ),
       ),
+      (r) => {
+        for (const o of r.outputs) o.free();
+      },
     );
     const ms = performance.now() - start;
     for (const r of results) for (const o of r.outputs) track(o);
@@ -257,17 +284,18 @@ export class MixtureOfExperts implements Module {
     for (const [i, expert] of this.experts[h]!.entries()) {
       const rows = plan.expertRows[h]![i]!;
       if (rows.length === 0) continue;
-      const inputs = await Promise.all(
+      const inputs = await allOrFree(
         grp.devices.map((d, r) =>
           rows.length === total
-            ? received[r]!
+            ? Promise.resolve(received[r]!)
             : gather(d, received[r]!, rows, 'moe.expert_in', track).then(track),
         ),
+        () => {},
       );
       const input = new DistributedTensor(grp, Replicate(), [rows.length, hidden], inputs);
       outs.push(track(await expert.forward(input)));
     }
-    return Promise.all(
+    return allOrFree(
       grp.devices.map(async (d, r) => {
         const parts = outs.map((o) => o.shards[r]!);
         const joined =
@@ -275,6 +303,7 @@ export class MixtureOfExperts implements Module {
         if (isIdentity(plan.returnIds[h]!)) return joined;
         return track(await gather(d, joined, plan.returnIds[h]!, 'moe.return', track));
       }),
+      () => {},
     );
   }
 }

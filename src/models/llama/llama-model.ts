@@ -140,8 +140,9 @@ export class LlamaModel implements Disposable {
   ) {
     this.assertLive();
     const ids = sequences.map((s) => toIds(s, this.config.vocabSize));
-    const caches = ids.map((s, i) => this.newCache(s.length, `forward${i}`));
+    const caches: SequenceCache[] = [];
     try {
+      for (const [i, s] of ids.entries()) caches.push(this.newCache(s.length, `forward${i}`));
       const batch = ids.map((s, i) => ({ ids: s, position: 0, cache: caches[i]!.layers }));
       const results = await this.run(batch, 'logits', options.microbatches);
       return results.map((r) => (r as Extract<StageResult, { kind: 'logits' }>).logits);
