@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { DeviceGroup } from '../src/runtime/device-group.js';
 import type { GpuDevice } from '../src/runtime/webgpu/gpu-device.js';
+import { runBrowserBench } from './browser.js';
 import { runCollectiveBench } from './collectives.js';
 import { runDistributedBench } from './distributed.js';
 import { benchDispatch, benchMatmulVariants, gflops, matmulShapes } from './matmul.js';
@@ -27,7 +28,7 @@ const program = new Command('bench')
   .option('--quick', 'fewer and smaller sizes')
   .option(
     '--suites <list>',
-    'comma-separated: matmul,collective,pipeline,model,moe,distributed,variants,soak',
+    'comma-separated: matmul,collective,pipeline,model,moe,distributed,variants,soak,browser (needs chromium)',
     'matmul,collective,pipeline,model,moe,variants,soak',
   )
   .option('--runs <n>', 'timed runs per figure (median reported)', (v) => Math.max(5, Number(v)), 5)
@@ -104,4 +105,5 @@ if (suites.has('moe')) await runMoeBench(sink, { quick: options.quick });
 if (suites.has('distributed')) await runDistributedBench(sink, { quick: options.quick });
 if (suites.has('variants')) await runVariantsBench(sink, { quick: options.quick });
 if (suites.has('soak')) await runSoakBench(sink, { quick: options.quick });
+if (suites.has('browser')) await runBrowserBench(sink, { quick: options.quick });
 if (!options.json) process.stdout.write(formatTable(records));

@@ -11,7 +11,8 @@ export interface BenchRecord {
     | 'moe'
     | 'distributed'
     | 'variants'
-    | 'soak';
+    | 'soak'
+    | 'browser';
   readonly name: string;
   readonly backend?: string;
   readonly adapter?: string;

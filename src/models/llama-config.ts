@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { z } from 'zod';
 import { ParallelError } from '../errors.js';
+import { readConfigFile } from './config-file.js';
 
 /** A Llama (or Mixtral) model's shape, from a Hugging Face `config.json`, in this library's names. */
 export interface LlamaConfig {
@@ -134,22 +133,7 @@ export function parseLlamaConfig(json: unknown, where: string): LlamaConfig {
 
 /** Reads and checks `dir/config.json`. */
 export function readLlamaConfig(dir: string): LlamaConfig {
-  const file = join(dir, 'config.json');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    throw new ParallelError(
-      'IO',
-      code === 'ENOENT' ? `no such file: ${file}` : `cannot read ${file} (${code})`,
-      {
-        where: file,
-        fix: 'a checkpoint folder needs the config.json its weights were saved with',
-        cause,
-      },
-    );
-  }
+  const { file, text } = readConfigFile(dir);
   let json: unknown;
   try {
     json = JSON.parse(text);

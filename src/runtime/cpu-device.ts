@@ -1,6 +1,7 @@
 import { ReferenceKernels } from '../kernels/reference/reference-kernels.js';
 import type { AdapterSummary } from './device.js';
 import { HostDevice } from './host-device.js';
+import { hostArchitecture } from './host-info.js';
 
 /** The CPU reference as a device: slow, exact (float64 accumulation), and always present. */
 export class CpuDevice extends HostDevice {
@@ -8,7 +9,7 @@ export class CpuDevice extends HostDevice {
   readonly adapter: AdapterSummary = {
     name: 'cpu-reference',
     vendor: 'host',
-    architecture: process.arch,
+    architecture: hostArchitecture(),
     description: 'float64-accumulating JavaScript reference kernels',
     backend: 'cpu',
     isSoftware: true,

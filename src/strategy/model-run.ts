@@ -3,7 +3,7 @@ import { freeCache, LlamaModel, type SequenceCache } from '../models/llama/llama
 import type { BatchSequence } from '../models/llama/stage.js';
 import type { LlamaConfig } from '../models/llama-config.js';
 import { llamaReferenceLogits } from '../models/llama-reference.js';
-import { llamaParameterShapes } from '../models/presets.js';
+import { llamaParameterShapes } from '../models/preset-configs.js';
 import { describePlan, resolvePlan, type ShardingPlan } from '../models/sharding-plan.js';
 import { makeRandom } from '../random.js';
 import type { Device } from '../runtime/device.js';
@@ -185,6 +185,7 @@ export async function runModelStrategy(
       },
     );
     outputs = measured.outputs;
+    options.onOutputs?.(measured.outputs[0]!);
     const memoryMeasured: MeasuredMemory[] = group.devices.map((d, i) => ({
       device: d.id,
       weights: afterLoad[i]!,

@@ -1,9 +1,7 @@
-import { isAbsolute, resolve } from 'node:path';
-import { isParallelError } from '../errors.js';
-import { Checkpoint } from '../models/checkpoint/checkpoint.js';
-import { type LlamaConfig, readLlamaConfig } from '../models/llama-config.js';
-import { llamaParameterShapes, preset, presetNames, randomLlamaWeights } from '../models/presets.js';
+import type { LlamaConfig } from '../models/llama-config.js';
+import { llamaParameterShapes, preset, presetNames, randomLlamaWeights } from '../models/preset-configs.js';
 import { MemoryWeights, type WeightReader } from '../parallel/weight-reader.js';
+import { checkpointSource } from './checkpoint-source.js';
 import type { Finding } from './findings.js';
 import type { ModelStrategy } from './schema.js';
 
@@ -18,12 +16,13 @@ export interface ModelSource {
 
 /**
  * The model a strategy names: an embedded preset (random weights from the strategy's seed: nothing is
- * downloaded) or a checkpoint folder (relative to `baseDir`, the strategy file's folder). A source that
- * cannot be used is a finding at `$.model`.
+ * downloaded) or a checkpoint folder (relative to `baseDir`, the strategy file's folder; read by
+ * checkpoint-source.ts, which the browser build swaps for a finding). A source that cannot be used is a
+ * finding at `$.model`.
  */
 export function resolveModelSource(
   strategy: ModelStrategy,
-  baseDir: string,
+  baseDir?: string,
 ): { source: ModelSource | null; findings: Finding[] } {
   const { preset: name, checkpoint } = strategy.model;
   if ((name === undefined) === (checkpoint === undefined)) {
@@ -70,33 +69,5 @@ export function resolveModelSource(
       findings: [],
     };
   }
-  const dir = isAbsolute(checkpoint!) ? checkpoint! : resolve(baseDir, checkpoint!);
-  try {
-    const config = readLlamaConfig(dir);
-    return {
-      source: {
-        config,
-        description: `checkpoint ${dir}`,
-        open: () => {
-          const opened = Checkpoint.open(dir);
-          return { reader: opened, close: () => opened.close() };
-        },
-      },
-      findings: [],
-    };
-  } catch (error) {
-    if (!isParallelError(error)) throw error;
-    return {
-      source: null,
-      findings: [
-        {
-          code: 'MODEL_CHECKPOINT',
-          severity: 'error',
-          path: '$.model.checkpoint',
-          message: `the checkpoint cannot be read: ${error.message}${error.where ? ` (${error.where})` : ''}`,
-          fix: error.fix ?? 'point at a Hugging Face model folder (config.json + safetensors)',
-        },
-      ],
-    };
-  }
+  return checkpointSource(checkpoint!, baseDir);
 }

@@ -53,7 +53,7 @@ export function validateModelStrategy(value: unknown, options: ModelValidateOpti
     strategy = { ...strategy, batch: { ...strategy.batch, microbatches: options.microbatches } };
   const findings: Finding[] = [];
   const add = (f: Finding) => findings.push(f);
-  const { source, findings: sourceFindings } = resolveModelSource(strategy, options.baseDir ?? process.cwd());
+  const { source, findings: sourceFindings } = resolveModelSource(strategy, options.baseDir);
   findings.push(...sourceFindings);
   const { checkIds } = deviceChecks(strategy.hardware.device_count, add);
   const owner = new Map<number, string>();
