@@ -81,6 +81,55 @@ function emit(sink: BenchSink, where: string, records: readonly Raw[]): void {
   }
 }
 
+interface RunReport {
+  checks: { passed: boolean; maxAbsError: number }[];
+  pipelined: { wallMs: number };
+  repeatWallMs: number[];
+  ranks?: { clockResidualMs: number };
+}
+
+/** One `run` of a strategy file, in one process or as `launch --nprocs N`; its JSON report. */
+async function runReport(file: string, nprocs: number, env: NodeJS.ProcessEnv): Promise<RunReport> {
+  const args = ['run', file, '--json', '--no-baseline', '--no-progress'];
+  const argv = nprocs === 1 ? args : ['launch', '--nprocs', String(nprocs), '--no-prefix', '--', ...args];
+  const child = spawn(process.execPath, [MAIN, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d;
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`run ${file} over ${nprocs} process(es) failed:\n${err}`);
+  return JSON.parse(out) as RunReport;
+}
+
+/**
+ * The strategy runner across ranks: seed-fits over 3 rank processes (a device each, every communication
+ * on the wire) against the same file in one process, both checked against the CPU reference.
+ */
+export async function runnerRows(sink: BenchSink, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const file = fileURLToPath(new URL('../../examples/seed-fits.json', import.meta.url));
+  const one = await runReport(file, 1, env);
+  const world = await runReport(file, 3, env);
+  sink({
+    suite: 'distributed',
+    name: 'loopback/runner/seed-fits/3ranks',
+    where: 'loopback',
+    ranks: 3,
+    wall_ms: world.pipelined.wallMs,
+    wall_ms_runs: world.repeatWallMs,
+    one_process_wall_ms: one.pipelined.wallMs,
+    one_process_wall_ms_runs: one.repeatWallMs,
+    of_one_process: one.pipelined.wallMs / world.pipelined.wallMs,
+    clock_residual_ms: world.ranks?.clockResidualMs ?? null,
+    max_abs_error: world.checks[0]!.maxAbsError,
+    passed: world.checks.every((c) => c.passed) && one.checks.every((c) => c.passed),
+  });
+}
+
 export async function runDistributedBench(sink: BenchSink, options: { quick?: boolean } = {}): Promise<void> {
   const sizes = [MiB, 16 * MiB];
   const iters = options.quick ? 3 : 5;
@@ -114,6 +163,7 @@ export async function runDistributedBench(sink: BenchSink, options: { quick?: bo
     if (run.code !== 0) throw new Error(`distributed bench on loopback, ${n} ranks, failed:\n${run.stderr}`);
     emit(sink, 'loopback', run.records);
   }
+  await runnerRows(sink, env);
   const unavailable = NetnsLab.unavailable();
   if (unavailable) {
     sink({ suite: 'distributed', name: 'netns-1gbit/skipped', where: 'netns-1gbit', note: unavailable });

@@ -1,27 +1,33 @@
 import { dirname } from 'node:path';
+import { logVerbosity, setLogVerbosity } from '@grpc/grpc-js';
 import type { Command } from 'commander';
+import { initProcessGroup } from '../distributed/rendezvous.js';
+import { isRankProcess, worldFromEnv } from '../distributed/world-options.js';
 import { ParallelError } from '../errors.js';
 import { TuningCache } from '../kernels/webgpu/tuning-cache.js';
+import { runHtml } from '../report/timeline-html.js';
 import type { BackendChoice } from '../runtime/device-group.js';
 import { checkStrategy, type StrategyCheck } from '../strategy/check-strategy.js';
 import { formatFindings, hasErrors } from '../strategy/findings.js';
 import { improveJson, improveMarkdown } from '../strategy/improve-report.js';
 import { improveStrategy } from '../strategy/improve-run.js';
 import { randomWeights, type StageWeights } from '../strategy/model-weights.js';
+import { runStrategyOnRanks } from '../strategy/rank-run.js';
 import { reportJson, reportMarkdown } from '../strategy/report.js';
-import { runStrategy } from '../strategy/run-strategy.js';
+import { runStrategy, type StrategyRun } from '../strategy/run-strategy.js';
 import { strategyJsonSchema } from '../strategy/schema.js';
 import { parseStrategyText } from '../strategy/validate.js';
 import { weightsFromJson, weightsToJson } from '../strategy/weights-file.js';
 import { parseBytes } from './bytes.js';
-import { readText, writeAtomically } from './files.js';
-import { backendChoice, positiveInt } from './options.js';
+import { checkWritable, readText, writeAtomically } from './files.js';
+import { backendChoice, nonNegativeInt, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
 
 interface RunFlags {
   json?: boolean;
   out?: string;
   trace?: string;
+  html?: string;
   microbatches?: number;
   memoryCap?: number;
   backend: BackendChoice;
@@ -84,7 +90,19 @@ export function addStrategyCommands(program: Command): void {
     .option('--microbatches <n>', 'override batch.microbatches', positiveInt)
     .option('--memory-cap <bytes>', 'override hardware.memory_per_device_bytes (e.g. 64MiB)', parseBytes)
     .action((file: string, flags: { json?: boolean; microbatches?: number; memoryCap?: number }) => {
-      const result = loadAndValidate(file, flags);
+      let result: ReturnType<typeof loadAndValidate>;
+      try {
+        result = loadAndValidate(file, flags);
+      } catch (error) {
+        // --json promises JSON on stdout, a file that cannot be read included.
+        if (!flags.json || !(error instanceof ParallelError)) throw error;
+        const { code, message, where, fix } = error;
+        process.stdout.write(
+          `${JSON.stringify({ file, valid: false, error: { code, message, where, fix } }, null, 2)}\n`,
+        );
+        process.exitCode = 1;
+        return;
+      }
       if (flags.json)
         process.stdout.write(
           `${JSON.stringify({ file, valid: result.ok, findings: result.findings }, null, 2)}\n`,
@@ -102,6 +120,7 @@ export function addStrategyCommands(program: Command): void {
     .option('--json', 'print the report as JSON instead of Markdown')
     .option('-o, --out <file>', 'write the report to a file instead of stdout')
     .option('--trace <file>', 'write the timeline as a Chrome trace (open in Perfetto)')
+    .option('--html <file>', 'write the timeline, utilization and memory bars as a self-contained HTML file')
     .option('--microbatches <n>', 'override batch.microbatches', positiveInt)
     .option('--memory-cap <bytes>', 'override hardware.memory_per_device_bytes (e.g. 64MiB)', parseBytes)
     .option(
@@ -116,11 +135,7 @@ export function addStrategyCommands(program: Command): void {
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )
-    .option(
-      '--seed <n>',
-      'seed of the random weights and token ids',
-      (v) => positiveInt(String(Number(v) + 1)) - 1,
-    )
+    .option('--seed <n>', 'seed of the random weights and token ids', nonNegativeInt)
     .option('--weights <file>', 'weights from a JSON file (as --save-weights writes) instead of random ones')
     .option('--save-weights <file>', 'write the weights of this run to a JSON file')
     .option('--no-baseline', 'skip the one-microbatch-at-a-time comparison run')
@@ -133,7 +148,23 @@ export function addStrategyCommands(program: Command): void {
         process.exitCode = 1;
         return;
       }
-      const weights = chainWeights(checked.check, flags);
+      // Across ranks only rank 0 writes: the report, the trace and any --save-weights.
+      const writer = !isRankProcess() || worldFromEnv().rank === 0;
+      if (writer) {
+        for (const [flag, path] of [
+          ['-o', flags.out],
+          ['--trace', flags.trace],
+          ['--html', flags.html],
+          ['--save-weights', flags.saveWeights],
+        ] as const) {
+          if (path) checkWritable(path, flag);
+        }
+      }
+      const weights = chainWeights(checked.check, writer ? flags : { ...flags, saveWeights: undefined });
+      if (isRankProcess()) {
+        await runAsRank(checked.value, file, flags, weights);
+        return;
+      }
       const bar = flags.progress ? progressBar('running') : null;
       try {
         const run = await runStrategy(checked.value, {
@@ -149,11 +180,7 @@ export function addStrategyCommands(program: Command): void {
           onProgress: (done, total) => bar?.update(done, total),
         });
         bar?.stop();
-        const text = flags.json ? `${JSON.stringify(reportJson(run), null, 2)}\n` : reportMarkdown(run, file);
-        if (flags.trace) writeAtomically(flags.trace, JSON.stringify(run.trace));
-        if (flags.out) writeAtomically(flags.out, text);
-        else process.stdout.write(text);
-        if (!run.checks.every((c) => c.passed)) process.exitCode = 2;
+        writeRun(run, file, flags);
       } finally {
         bar?.stop();
       }
@@ -167,6 +194,51 @@ export function addStrategyCommands(program: Command): void {
     .action(() => {
       process.stdout.write(`${JSON.stringify(strategyJsonSchema(), null, 2)}\n`);
     });
+}
+
+/** The report (stdout or `-o`) and the trace; exit 2 when an output check failed. */
+function writeRun(run: StrategyRun, file: string, flags: RunFlags): void {
+  const text = flags.json ? `${JSON.stringify(reportJson(run), null, 2)}\n` : reportMarkdown(run, file);
+  if (flags.trace) writeAtomically(flags.trace, JSON.stringify(run.trace));
+  if (flags.html) writeAtomically(flags.html, runHtml(run));
+  if (flags.out) writeAtomically(flags.out, text);
+  else process.stdout.write(text);
+  if (!run.checks.every((c) => c.passed)) process.exitCode = 2;
+}
+
+/**
+ * `run FILE` as a rank of `launch`: joins the world, runs this rank's part, and on rank 0 writes the
+ * world's one report and trace; the other ranks write nothing. A failure breaks the whole world (every
+ * rank then fails naming the culprit).
+ */
+async function runAsRank(value: unknown, file: string, flags: RunFlags, weights?: StageWeights[]) {
+  // grpc-js logs its own line for a failed bind or a dropped peer; the typed error after it says more.
+  setLogVerbosity(logVerbosity.NONE);
+  const pg = await initProcessGroup(worldFromEnv());
+  try {
+    const run = await runStrategyOnRanks(value, pg, {
+      weights,
+      baseDir: dirname(file),
+      microbatches: flags.microbatches,
+      memoryCapBytes: flags.memoryCap,
+      backend: flags.backend,
+      adapters: flags.adapter,
+      seed: flags.seed,
+      sequentialBaseline: flags.baseline,
+      tuningCache: TuningCache.inUserCache(),
+      onDevicesOpened: (devices) =>
+        process.stderr.write(
+          `rank ${pg.rank} of ${pg.size}: devices [${devices.join(', ')}] open, running\n`,
+        ),
+    });
+    if (run) writeRun(run, file, flags);
+    await pg.close();
+  } catch (error) {
+    // A backstop: a rank that failed must exit even if some handle outlived the close.
+    setTimeout(() => process.exit(process.exitCode ?? 1), 3000).unref();
+    await pg.abort(error instanceof ParallelError ? error : new ParallelError('RANK_LOST', String(error)));
+    throw error;
+  }
 }
 
 /** Where `improve` writes the improved file by default: beside the original, `NAME.improved.json`. */
@@ -183,7 +255,7 @@ function addImproveCommand(program: Command): void {
     .option('-o, --out <file>', 'where to write the improved strategy (default: FILE.improved.json)')
     .option('--report <file>', 'write the report to a file instead of stdout')
     .option('--json', 'print the result as JSON instead of Markdown')
-    .option('--backend <name>', 'webgpu, gpujs, cpu or auto', 'auto')
+    .option('--backend <name>', 'webgpu, gpujs, cpu or auto', backendChoice, 'auto' as const)
     .option(
       '--adapter <name>',
       'WebGPU adapter by name, once per device in turn (default: logical devices on one adapter)',
@@ -200,6 +272,8 @@ function addImproveCommand(program: Command): void {
         process.exitCode = 1;
         return;
       }
+      checkWritable(flags.out ?? improvedPath(file), '-o');
+      if (flags.report) checkWritable(flags.report, '--report');
       const bar = flags.progress ? progressBar('measuring') : null;
       try {
         const result = await improveStrategy(checked.value, {

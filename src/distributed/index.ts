@@ -1,5 +1,6 @@
 export { allToAllRanks } from './all-to-all-ranks.js';
 export { broadcastRanks, reduceRanks } from './chain.js';
+export { alignClocks, type ClockOffset } from './clock-sync.js';
 export {
   busFactor,
   COMM_OPS,
@@ -15,6 +16,7 @@ export { DEFAULT_CHUNK_BYTES, ProcessGroup } from './process-group.js';
 export { RankError } from './rank-error.js';
 export { allGatherAcrossRanks, allReduceAcrossRanks } from './rank-tensors.js';
 export { rawSocketRing } from './raw-socket-probe.js';
+export { type RankLayout, type RankMove, redistributeAcrossRanks } from './redistribute-ranks.js';
 export { initProcessGroup } from './rendezvous.js';
 export { allGatherRanks, allReduceRanks, barrierRanks, reduceScatterRanks } from './ring.js';
 export { StoreClient } from './store-client.js';

@@ -12,6 +12,11 @@ export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'webgpu', 'gpu
 export interface OpenDeviceGroupOptions {
   /** How many devices to open (default 1). */
   readonly count?: number;
+  /**
+   * The id of each device (default 0..count-1): a rank of a world opens only its own devices and numbers
+   * them as the strategy file does.
+   */
+  readonly ids?: readonly number[];
   /** `auto` tries WebGPU and falls back to gpu.js when no adapter answers. */
   readonly backend?: BackendChoice;
   /** WebGPU adapter names (substrings of Dawn's names), used in turn for the devices. */
@@ -74,7 +79,7 @@ export class DeviceGroup {
     }
     if (backend === 'cpu') {
       return new DeviceGroup(
-        budgets.map((budget, id) => new CpuDevice(id, budget)),
+        budgets.map((budget, i) => new CpuDevice(options.ids?.[i] ?? i, budget)),
         true,
       );
     }
@@ -83,6 +88,7 @@ export class DeviceGroup {
       try {
         const devices = await openWebGpuDevices({
           count,
+          ids: options.ids,
           adapters: options.adapters,
           backend: options.dawnBackend,
           budgets,
@@ -97,7 +103,10 @@ export class DeviceGroup {
       }
     }
     const { openGpuJsDevices } = await import('./gpujs/open-gpujs.js');
-    return new DeviceGroup(await openGpuJsDevices({ count, budgets, mode: options.gpujsMode }), true);
+    return new DeviceGroup(
+      await openGpuJsDevices({ count, ids: options.ids, budgets, mode: options.gpujsMode }),
+      true,
+    );
   }
 
   /** Wraps devices opened elsewhere; the caller keeps ownership. */

@@ -5,7 +5,7 @@ import { redistribute } from '../collectives/redistribute.js';
 import { hostBytes } from '../collectives/traffic.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import { threadCpuMs } from '../runtime/thread-cpu.js';
-import { HOST_LANE, type Lane, lanesOf, type PipelineElement, type Schedule } from './schedule.js';
+import { HOST_LANE, IN_FLIGHT, type Lane, lanesIn, type PipelineElement, type Schedule } from './schedule.js';
 import type { StageRuntime } from './stages/kind.js';
 
 /** Host-clock interval of one communication of one microbatch, and the bytes it moved through the host. */
@@ -22,6 +22,9 @@ export interface CommSpan {
   readonly readyNs: number;
   readonly endNs: number;
   readonly hostBytes: number;
+  /** Across ranks: the rank that timed it, and whether it held any of the sources (else it only received). */
+  readonly rank?: number;
+  readonly holdsSources?: boolean;
 }
 
 export interface ExecutionResult {
@@ -33,8 +36,48 @@ export interface ExecutionResult {
    */
   readonly hostCpuMs: number | null;
   readonly comms: readonly CommSpan[];
-  /** The final output of each microbatch, on the host. */
+  /** The final output of each microbatch, on the host (across ranks: those this rank computed). */
   readonly outputs: readonly Float32Array[];
+}
+
+type CommElement = Extract<PipelineElement, { kind: 'comm' }>;
+
+/**
+ * Carries one communication of one microbatch: the seam between the executor and where the bytes go (the
+ * host of one process, or the wire between ranks).
+ */
+export interface Transport {
+  /**
+   * Moves `source` (this process's shards of the producing stage's output; undefined where it holds none)
+   * to the layout the consuming stage reads, on this process's devices of it (undefined where it holds
+   * none). The source's shards are freed, except those the output keeps.
+   */
+  communicate(
+    element: CommElement,
+    microbatch: number,
+    source: DistributedTensor | undefined,
+  ): Promise<{ output: DistributedTensor | undefined; hostBytes: number }>;
+}
+
+/** One process: the communication is a redistribution through the host onto the consumer's devices. */
+export function hostTransport(
+  ctx: CollectiveContext,
+  runtimes: ReadonlyMap<number, StageRuntime>,
+): Transport {
+  return {
+    async communicate(element, microbatch, source) {
+      const consumer = runtimes.get(element.index + 1)!;
+      const { output, traffic } = await redistribute(
+        ctx,
+        source!,
+        consumer.groupFor(microbatch),
+        consumer.inputPlacement(),
+        { label: `${element.name}/mb${microbatch}`, reduceOn: 'host' },
+      );
+      source!.free(output.shards);
+      return { output, hostBytes: hostBytes(traffic) };
+    },
+  };
 }
 
 export interface ExecutionInput {
@@ -42,6 +85,10 @@ export interface ExecutionInput {
   readonly schedule: Schedule;
   /** The runtime of each compute element, by element index. */
   readonly runtimes: ReadonlyMap<number, StageRuntime>;
+  /** Where communications go; the host of this one process (`hostTransport`) when absent. */
+  readonly transport?: Transport;
+  /** Across ranks: this rank's number, stamped on its communications' spans. */
+  readonly rank?: number;
   readonly onProgress?: () => void;
 }
 
@@ -67,14 +114,19 @@ function tag(group: DeviceGroup, name: string, microbatch: number): void {
   for (const d of group.devices) d.setProfileTag(`${name}/mb${microbatch}`);
 }
 
-/** Runs one element for one microbatch: a stage's forward on its devices, or a communication on the host. */
+type ElementOutput = DistributedTensor | Float32Array | undefined;
+
+/**
+ * Runs one element for one microbatch: a stage's forward on its devices, or a communication on the host.
+ * Across ranks the output is undefined where this process holds none of the devices it lands on.
+ */
 async function runElement(
   input: ExecutionInput,
   element: PipelineElement,
   microbatch: number,
   previous: DistributedTensor | undefined,
   comms: CommSpan[],
-): Promise<DistributedTensor | Float32Array> {
+): Promise<ElementOutput> {
   if (element.kind === 'compute') {
     const runtime = input.runtimes.get(element.index)!;
     tag(runtime.groupFor(microbatch), element.name, microbatch);
@@ -90,19 +142,17 @@ async function runElement(
     x?.free();
     return output;
   }
-  const consumer = input.runtimes.get(element.index + 1)!;
-  const source = previous!;
+  const source = previous;
+  const transport = input.transport ?? hostTransport(input.ctx, input.runtimes);
   const startNs = performance.now() * 1e6;
   // Watches the sources' queues without holding the transfer back: its reads are queued behind the same work.
-  const ready = Promise.all(source.group.devices.map((d) => d.sync())).then(() => performance.now() * 1e6);
-  const [{ output, traffic }, readyNs] = await Promise.all([
-    redistribute(input.ctx, source, consumer.groupFor(microbatch), consumer.inputPlacement(), {
-      label: `${element.name}/mb${microbatch}`,
-      reduceOn: 'host',
-    }),
+  const ready = source
+    ? Promise.all(source.group.devices.map((d) => d.sync())).then(() => performance.now() * 1e6)
+    : Promise.resolve(startNs);
+  const [{ output, hostBytes: bytes }, readyNs] = await Promise.all([
+    transport.communicate(element, microbatch, source),
     ready,
   ]);
-  source.free(output.shards);
   const endNs = performance.now() * 1e6;
   comms.push({
     element: element.index,
@@ -110,7 +160,8 @@ async function runElement(
     startNs,
     readyNs: Math.min(readyNs, endNs),
     endNs,
-    hostBytes: hostBytes(traffic),
+    hostBytes: bytes,
+    ...(input.rank === undefined ? {} : { rank: input.rank, holdsSources: source !== undefined }),
   });
   return output;
 }
@@ -124,7 +175,7 @@ async function runElement(
 export async function executePipelined(input: ExecutionInput): Promise<ExecutionResult> {
   const { schedule } = input;
   const key = (e: number, mb: number) => `${e}/${mb}`;
-  const results = new Map<string, Deferred<DistributedTensor | Float32Array>>();
+  const results = new Map<string, Deferred<ElementOutput>>();
   const arrivals = new Map<string, Deferred<void>[]>();
   const comms: CommSpan[] = [];
   const outputs: Float32Array[] = [];
@@ -133,7 +184,7 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
       const k = key(action.element, action.microbatch);
       if (results.has(k)) continue;
       results.set(k, deferred());
-      const lanes = lanesOf(schedule.elements[action.element]!, action.microbatch);
+      const lanes = lanesIn(schedule, schedule.elements[action.element]!, action.microbatch);
       arrivals.set(
         k,
         lanes.map(() => deferred<void>()),
@@ -147,17 +198,22 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
     for (const action of schedule.actions.get(laneId)!) {
       const k = key(action.element, action.microbatch);
       const lanesOfTask = arrivals.get(k)!;
-      const index = lanesOf(schedule.elements[action.element]!, action.microbatch).indexOf(laneId);
+      const index = lanesIn(schedule, schedule.elements[action.element]!, action.microbatch).indexOf(laneId);
       lanesOfTask[index]!.resolve();
       const result = results.get(k)!;
       const leader = index === 0;
       if (leader) {
         try {
           await Promise.all(lanesOfTask.map((d) => d.promise));
+          // No element runs more than IN_FLIGHT microbatches ahead of its consumer: what the memory
+          // estimate counts, and so what the cap it validated against holds (see estimateMemory).
+          await results.get(key(action.element + 1, action.microbatch - IN_FLIGHT))?.promise;
+          // Across ranks the element before may have run on other processes only: then there is nothing here.
           const previous =
             action.element > 0
-              ? ((await results.get(key(action.element - 1, action.microbatch))!
-                  .promise) as DistributedTensor)
+              ? ((await results.get(key(action.element - 1, action.microbatch))?.promise) as
+                  | DistributedTensor
+                  | undefined)
               : undefined;
           const output = await runElement(
             input,
@@ -166,7 +222,7 @@ export async function executePipelined(input: ExecutionInput): Promise<Execution
             previous,
             comms,
           );
-          if (action.element === last) {
+          if (action.element === last && output !== undefined) {
             outputs[action.microbatch] = await finalOutput(input, output);
             input.onProgress?.();
           }
@@ -221,12 +277,17 @@ export async function executeSequential(input: ExecutionInput): Promise<Executio
   const cpuAtStart = threadCpuMs();
   const startNs = performance.now() * 1e6;
   for (let mb = 0; mb < schedule.microbatches; mb++) {
-    let current: DistributedTensor | Float32Array | undefined;
+    let current: ElementOutput;
     for (const element of schedule.elements) {
+      if (lanesIn(schedule, element, mb).length === 0) {
+        current = undefined;
+        continue;
+      }
       current = await runElement(input, element, mb, current as DistributedTensor | undefined, comms);
-      if (!(current instanceof Float32Array)) await current.group.sync();
+      if (current && !(current instanceof Float32Array)) await current.group.sync();
     }
-    outputs[mb] = await finalOutput(input, current!);
+    if (current === undefined) continue;
+    outputs[mb] = await finalOutput(input, current);
     input.onProgress?.();
   }
   return { startNs, endNs: performance.now() * 1e6, hostCpuMs: cpuSince(cpuAtStart), comms, outputs };

@@ -7,8 +7,9 @@ import {
   type ExecutionResult,
   executePipelined,
   executeSequential,
+  type Transport,
 } from './executor.js';
-import { measurePipeline, type PipelineMeasurement } from './measure.js';
+import { type MeasuredDevice, measurePipeline, type PipelineMeasurement } from './measure.js';
 import type { PipelineElement, Schedule } from './schedule.js';
 import type { StageRuntime } from './stages/kind.js';
 import { chromeTrace } from './trace.js';
@@ -21,6 +22,9 @@ export interface PreparedRun {
   readonly schedule: Schedule;
   readonly runtimes: ReadonlyMap<number, StageRuntime>;
   readonly batchSize: number;
+  /** Across ranks: where communications go, and this rank's number (see `executor.ts`). */
+  readonly transport?: Transport;
+  readonly rank?: number;
 }
 
 export interface MeasureOptions {
@@ -31,6 +35,18 @@ export interface MeasureOptions {
   readonly onProgress?: (done: number, total: number) => void;
   /** Called after the warm-up, before the measured runs (to reset counters such as the expert load). */
   readonly afterWarmUp?: () => void;
+  /** Awaited before every run: across ranks, a barrier, so that every rank starts each run together. */
+  readonly beforeRun?: () => Promise<void>;
+}
+
+/** What the measured runs recorded, before any figure is worked out from it. */
+export interface RecordedRuns {
+  readonly pipelined: readonly {
+    readonly run: ExecutionResult;
+    readonly spans: ReadonlyMap<MeasuredDevice, readonly KernelSpan[]>;
+  }[];
+  readonly sequential: readonly ExecutionResult[];
+  readonly repeats: number;
 }
 
 export interface MeasuredRuns {
@@ -62,7 +78,13 @@ export async function measureRuns(
   prepared: PreparedRun,
   options: MeasureOptions = {},
 ): Promise<MeasuredRuns> {
-  const { group, schedule, elements } = prepared;
+  const recorded = await recordRuns(prepared, options);
+  return summarizeRuns(recorded, prepared.elements, prepared.schedule.microbatches, prepared.batchSize);
+}
+
+/** The runs of `measureRuns`, recorded: every pipelined run's spans, every baseline run's times. */
+export async function recordRuns(prepared: PreparedRun, options: MeasureOptions = {}): Promise<RecordedRuns> {
+  const { group, schedule } = prepared;
   const m = schedule.microbatches;
   const repeats = options.repeats ?? 3;
   const baseline = options.sequentialBaseline !== false;
@@ -72,8 +94,11 @@ export async function measureRuns(
     ctx: prepared.ctx,
     schedule,
     runtimes: prepared.runtimes,
+    transport: prepared.transport,
+    rank: prepared.rank,
     onProgress: () => options.onProgress?.(++done, total),
   };
+  await options.beforeRun?.();
   await executePipelined({ ...base, onProgress: undefined });
   await group.sync();
   options.afterWarmUp?.();
@@ -85,10 +110,12 @@ export async function measureRuns(
   const sequentialRuns: ExecutionResult[] = [];
   try {
     for (let r = 0; r < repeats; r++) {
+      await options.beforeRun?.();
       const run = await executePipelined(base);
       await group.sync();
       pipelinedRuns.push({ run, spans: await takeAllSpans(group.devices) });
       if (baseline) {
+        await options.beforeRun?.();
         sequentialRuns.push(await executeSequential(base));
         await takeAllSpans(group.devices);
       }
@@ -96,8 +123,19 @@ export async function measureRuns(
   } finally {
     for (const d of group.devices) d.enableProfiling(false);
   }
+  return { pipelined: pipelinedRuns, sequential: sequentialRuns, repeats };
+}
+
+/** The figures of recorded runs: each pipelined run measured, the median one's trace. */
+export function summarizeRuns(
+  recorded: RecordedRuns,
+  elements: readonly PipelineElement[],
+  m: number,
+  batchSize: number,
+): MeasuredRuns {
+  const { pipelined: pipelinedRuns, sequential: sequentialRuns, repeats } = recorded;
   const wallOf = (run: ExecutionResult) => (run.endNs - run.startNs) / 1e6;
-  const measured = pipelinedRuns.map((p) => measurePipeline(p.run, p.spans, elements, m, prepared.batchSize));
+  const measured = pipelinedRuns.map((p) => measurePipeline(p.run, p.spans, elements, m, batchSize));
   const order = measured.map((_, i) => i).sort((a, b) => measured[a]!.wallMs - measured[b]!.wallMs);
   const mid = order[(order.length - 1) >> 1]!;
   const sequentialWalls = sequentialRuns.map(wallOf);

@@ -1,11 +1,23 @@
-import type { Device, KernelSpan } from '../runtime/device.js';
+import type { KernelSpan } from '../runtime/device.js';
 import { median } from '../stats.js';
-import type { ExecutionResult } from './executor.js';
+import type { CommSpan, ExecutionResult } from './executor.js';
 import { lanesOf, type PipelineElement } from './schedule.js';
+
+/** What the measurement reads of a device: a `Device`, or one on another rank as that rank reported it. */
+export interface MeasuredDevice {
+  readonly id: number;
+  readonly name: string;
+  readonly adapter: { readonly name: string };
+  readonly ledger: { readonly peakBytes: number };
+  /** Across ranks: the rank that owns it. */
+  readonly rank?: number;
+}
 
 export interface DeviceMeasurement {
   readonly device: number;
   readonly name: string;
+  /** Across ranks: the rank that owns it. */
+  readonly rank?: number;
   readonly busyMs: number;
   readonly utilization: number;
   readonly idleFraction: number;
@@ -98,7 +110,7 @@ export function unionMs(
  */
 export function transferReadyNs(
   run: ExecutionResult,
-  spans: ReadonlyMap<Device, readonly KernelSpan[]>,
+  spans: ReadonlyMap<MeasuredDevice, readonly KernelSpan[]>,
   elements: readonly PipelineElement[],
 ): number[] {
   const byId = new Map([...spans].map(([device, list]) => [device.id, list]));
@@ -116,16 +128,62 @@ export function transferReadyNs(
 }
 
 /**
+ * Across ranks every rank that takes part in a communication times it: one transfer, started when the
+ * last rank holding a source started it (a rank that only receives may start waiting long before),
+ * ready when the last of them saw its sources finish, done when the last rank had its bytes, with the
+ * bytes every rank moved through its host. One process's spans pass as they are.
+ */
+export function mergeRankComms(run: ExecutionResult): ExecutionResult {
+  if (!run.comms.some((c) => c.rank !== undefined)) return run;
+  const merged = new Map<string, CommSpan>();
+  for (const c of run.comms) {
+    const key = `${c.element}/${c.microbatch}`;
+    const seen = merged.get(key);
+    const sends = c.holdsSources !== false;
+    const own = {
+      ...c,
+      startNs: sends ? c.startNs : Number.NEGATIVE_INFINITY,
+      readyNs: sends ? c.readyNs : Number.NEGATIVE_INFINITY,
+    };
+    merged.set(
+      key,
+      seen
+        ? {
+            ...seen,
+            startNs: Math.max(seen.startNs, own.startNs),
+            readyNs: Math.max(seen.readyNs, own.readyNs),
+            endNs: Math.max(seen.endNs, c.endNs),
+            hostBytes: seen.hostBytes + c.hostBytes,
+          }
+        : own,
+    );
+  }
+  const comms = [...merged.values()].map((c) => {
+    const startNs = Math.min(c.startNs, c.endNs);
+    return {
+      element: c.element,
+      microbatch: c.microbatch,
+      startNs,
+      readyNs: Math.min(Math.max(c.readyNs, startNs), c.endNs),
+      endNs: c.endNs,
+      hostBytes: c.hostBytes,
+    };
+  });
+  return { ...run, comms };
+}
+
+/**
  * Turns one run's kernel spans and transfer times into the figures of the report. The prediction is the
  * fill-drain formula over the measured element times: sum(t_i) + (m - 1) * max(t_i).
  */
 export function measurePipeline(
-  run: ExecutionResult,
-  spans: ReadonlyMap<Device, readonly KernelSpan[]>,
+  recorded: ExecutionResult,
+  spans: ReadonlyMap<MeasuredDevice, readonly KernelSpan[]>,
   elements: readonly PipelineElement[],
   microbatches: number,
   batchSize: number,
 ): PipelineMeasurement {
+  const run = mergeRankComms(recorded);
   const wallMs = (run.endNs - run.startNs) / 1e6;
   const devices: DeviceMeasurement[] = [...spans.entries()].map(([device, list]) => {
     const busyMs = unionMs(list, run.startNs, run.endNs);
@@ -135,6 +193,7 @@ export function measurePipeline(
     return {
       device: device.id,
       name: device.name,
+      ...(device.rank === undefined ? {} : { rank: device.rank }),
       busyMs,
       utilization: busyMs / wallMs,
       idleFraction: 1 - busyMs / wallMs,

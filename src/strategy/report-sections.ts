@@ -145,3 +145,39 @@ export function expertLines(run: StrategyRun): string[] {
   lines.push('');
   return lines;
 }
+
+/** Across ranks: one summary line for the report's head. */
+export function ranksSentence(run: StrategyRun): string | null {
+  const r = run.ranks;
+  if (!r) return null;
+  const owners = r.devices.map((d, rank) => `rank ${rank} [${d.join(', ')}]`).join(', ');
+  return (
+    `Ran as ${r.worldSize} processes (${owners}), communications between ranks over gRPC; rank 0 gathered every ` +
+    `rank's measurements and put their times on its own clock, aligned by pings as NTP does (residual up to ` +
+    `±${r.clockResidualMs.toFixed(3)} ms, half the best round trip).`
+  );
+}
+
+/** Across ranks: each rank's devices and clock, as measured. */
+export function rankLines(run: StrategyRun): string[] {
+  const r = run.ranks;
+  if (!r) return [];
+  const lines = [
+    '## Ranks',
+    '| rank | devices | clock offset to rank 0 | best round trip | residual (half of it) |',
+    '|---|---|---|---|---|',
+  ];
+  for (const c of r.clocks) {
+    lines.push(
+      `| ${c.rank} | ${(r.devices[c.rank] ?? []).join(', ')} | ${ms(c.offsetMs)} | ${ms(c.rttMs)} | ±${c.residualMs.toFixed(3)} ms |`,
+    );
+  }
+  lines.push(
+    '',
+    `- Offsets from 8 pings per rank, each offset = ((t1 - t0) + (t2 - t3)) / 2 of the ping with the ` +
+      `smallest round trip; every span of another rank in this report and in the trace is shifted by its ` +
+      `rank's offset, so times across ranks compare to within ±${r.clockResidualMs.toFixed(3)} ms.`,
+    '',
+  );
+  return lines;
+}

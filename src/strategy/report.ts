@@ -8,6 +8,8 @@ import {
   modelLines,
   ms,
   pct,
+  rankLines,
+  ranksSentence,
   sharingSentence,
   spreadRange,
   withSpread,
@@ -82,6 +84,8 @@ export function reportMarkdown(run: StrategyRun, file: string): string {
   );
   const shared = sharingSentence(run.sharing, run.adapter);
   if (shared) lines.push(`- ${shared}`);
+  const ranks = ranksSentence(run);
+  if (ranks) lines.push(`- ${ranks}`);
   lines.push('');
   lines.push('## Compatibility');
   lines.push(
@@ -150,6 +154,7 @@ export function reportMarkdown(run: StrategyRun, file: string): string {
   if (shared) lines.push('', `- ${shared}`);
   lines.push('');
   lines.push(...expertLines(run));
+  lines.push(...rankLines(run));
   lines.push('## Claims vs Measured');
   if (s.claims?.gpu_utilization !== undefined)
     lines.push(

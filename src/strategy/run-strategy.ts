@@ -1,9 +1,9 @@
-import { availableParallelism } from 'node:os';
-import { CollectiveContext } from '../collectives/context.js';
 import { ParallelError } from '../errors.js';
 import type { TuningCache } from '../kernels/webgpu/tuning-cache.js';
 import type { ExpertLoadSummary } from '../parallel/expert-load.js';
-import { type BackendChoice, DeviceGroup } from '../runtime/device-group.js';
+import type { BackendChoice, DeviceGroup } from '../runtime/device-group.js';
+import { hostCores } from '../runtime/host-info.js';
+import { prepareChain } from './chain-prepare.js';
 import { type CheckOptions, checkStrategy } from './check-strategy.js';
 import { type Finding, hasErrors } from './findings.js';
 import type { PipelineMeasurement } from './measure.js';
@@ -11,11 +11,9 @@ import { type MeasuredRuns, measureRuns } from './measure-runs.js';
 import { type DeviceMemory, estimateMemory } from './memory-estimate.js';
 import type { StagePlan } from './model-plan.js';
 import { runModelStrategy } from './model-run.js';
-import { randomIds, randomWeights, referenceForward, type StageWeights } from './model-weights.js';
-import { buildSchedule, dryRun, pipelineElements, type Schedule } from './schedule.js';
+import { referenceForward, type StageWeights } from './model-weights.js';
+import type { Schedule } from './schedule.js';
 import type { ModelStrategy, Strategy } from './schema.js';
-import type { StageRuntime } from './stages/kind.js';
-import { chainKind } from './stages/registry.js';
 
 export interface RunOptions {
   readonly microbatches?: number;
@@ -38,6 +36,10 @@ export interface RunOptions {
    */
   readonly checkOutputs?: boolean;
   readonly onProgress?: (done: number, total: number) => void;
+  /** Each microbatch's output of the first measured run (chains: the last stage's; models: the logits). */
+  readonly onOutputs?: (outputs: readonly Float32Array[]) => void;
+  /** Across ranks: called once this rank has opened its devices, before its first run. */
+  readonly onDevicesOpened?: (devices: readonly number[]) => void;
 }
 
 /** How the run's devices share the machine: what tells contention from imbalance. */
@@ -108,7 +110,25 @@ export interface StrategyRun {
   readonly memoryMeasured?: readonly MeasuredMemory[];
   /** Mixtral: the routing counts over the measured runs, and the moves that would even them. */
   readonly expertLoad?: ExpertLoadSummary;
+  /** A run over several processes (`launch -- run`): which rank owned which devices, and their clocks. */
+  readonly ranks?: RanksSummary;
   readonly trace: unknown;
+}
+
+/** How a run over ranks was laid out, and how well their clocks were put on rank 0's. */
+export interface RanksSummary {
+  readonly worldSize: number;
+  /** Device ids per rank. */
+  readonly devices: readonly (readonly number[])[];
+  /** Each rank's clock offset to rank 0 and what it can be off by (half the best ping's round trip). */
+  readonly clocks: readonly {
+    readonly rank: number;
+    readonly offsetMs: number;
+    readonly rttMs: number;
+    readonly residualMs: number;
+  }[];
+  /** The largest residual: every rank's times in the report and trace are within it of rank 0's clock. */
+  readonly clockResidualMs: number;
 }
 
 /** Validation errors as the typed error `runStrategy` throws, with every finding attached. */
@@ -129,7 +149,7 @@ export function hostSharing(group: DeviceGroup): HostSharing {
     devices: group.size,
     oneAdapter: names.size === 1 && group.size > 1,
     software: group.devices.every((d) => d.adapter.isSoftware),
-    hostCores: availableParallelism(),
+    hostCores: hostCores(),
   };
 }
 
@@ -177,6 +197,34 @@ export async function runStrategy(input: unknown, options: RunOptions = {}): Pro
   return runChainStrategy(checked.strategy, checked.plans, checked.findings, options);
 }
 
+/**
+ * A chain's outputs against the unsharded CPU reference, every microbatch of every measured run; a
+ * microbatch whose output never arrived fails the check.
+ */
+export function chainChecks(
+  plans: readonly StagePlan[],
+  weights: readonly StageWeights[],
+  ids: readonly Uint32Array[],
+  seqLen: number,
+  outputs: readonly (readonly (Float32Array | undefined)[])[],
+): OutputCheck[] {
+  let maxAbsError = 0;
+  ids.forEach((mbIds, mb) => {
+    const want = referenceForward(plans, weights, mbIds, seqLen);
+    for (const got of outputs.map((o) => o[mb])) {
+      if (!got) {
+        maxAbsError = Number.POSITIVE_INFINITY;
+        continue;
+      }
+      for (let i = 0; i < want.length; i++) maxAbsError = Math.max(maxAbsError, Math.abs(got[i]! - want[i]!));
+    }
+  });
+  const tolerance = 1e-4;
+  return [
+    { against: 'the unsharded CPU reference', maxAbsError, tolerance, passed: maxAbsError <= tolerance },
+  ];
+}
+
 /** The seed's chain: each stage built by its kind from the library's modules, checked against the reference. */
 async function runChainStrategy(
   strategy: Strategy,
@@ -184,34 +232,10 @@ async function runChainStrategy(
   findings: readonly Finding[],
   options: RunOptions,
 ): Promise<StrategyRun> {
-  const m = strategy.batch.microbatches;
-  const elements = pipelineElements(plans, strategy.communications);
-  const schedule = buildSchedule(elements, m);
-  dryRun(schedule);
-
-  const seed = options.seed ?? strategy.seed ?? 1;
-  const weights = options.weights ?? randomWeights(plans, seed);
-  const ids = randomIds(strategy, m, seed);
-  const backend = options.backend ?? 'auto';
-  const group = await DeviceGroup.open({
-    count: strategy.hardware.device_count,
-    backend,
-    adapters: options.adapters,
-    memoryBudgetBytes: strategy.hardware.memory_per_device_bytes,
-    tuningCache: options.tuningCache,
-  });
-  const ctx = new CollectiveContext({ reduceOn: 'host' });
-  const runtimes = new Map<number, StageRuntime>();
+  const devices = Array.from({ length: strategy.hardware.device_count }, (_, d) => d);
+  const chain = await prepareChain(strategy, plans, options, devices);
+  const { group, ctx, elements, schedule, runtimes, weights, ids } = chain;
   try {
-    const env = { ctx, ids, seqLen: strategy.model.seq_len };
-    for (const element of elements) {
-      if (element.kind !== 'compute') continue;
-      const plan = element.stage as StagePlan;
-      runtimes.set(
-        element.index,
-        chainKind(plan.kind).build(plan, group.select(plan.devices), weights[plan.index]!, env),
-      );
-    }
     const measured = await measureRuns(
       { group, ctx, elements, schedule, runtimes, batchSize: strategy.batch.batch_size },
       {
@@ -220,24 +244,9 @@ async function runChainStrategy(
         onProgress: options.onProgress,
       },
     );
-    let maxAbsError = 0;
-    ids.forEach((mbIds, mb) => {
-      const want = referenceForward(plans, weights, mbIds, strategy.model.seq_len);
-      for (const got of measured.outputs.map((outputs) => outputs[mb])) {
-        if (!got) continue;
-        for (let i = 0; i < want.length; i++)
-          maxAbsError = Math.max(maxAbsError, Math.abs(got[i]! - want[i]!));
-      }
-    });
-    const tolerance = 1e-4;
-    const checks: OutputCheck[] = [
-      {
-        against: 'the unsharded CPU reference',
-        maxAbsError,
-        tolerance,
-        passed: maxAbsError <= tolerance,
-      },
-    ];
+    options.onOutputs?.(measured.outputs[0]!);
+    const checks = chainChecks(plans, weights, ids, strategy.model.seq_len, measured.outputs);
+    const { maxAbsError, tolerance } = checks[0]!;
     return {
       family: 'chain',
       strategy,
@@ -245,14 +254,12 @@ async function runChainStrategy(
       schedule,
       memoryEstimate: estimateMemory(strategy, plans),
       seqLen: strategy.model.seq_len,
-      ...runFigures(group, measured, backend),
+      ...runFigures(group, measured, chain.backend),
       checks,
       maxAbsError,
       tolerance,
     };
   } finally {
-    for (const r of runtimes.values()) r.destroy();
-    ctx.destroy();
-    group.destroy();
+    chain.destroy();
   }
 }

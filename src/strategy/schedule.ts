@@ -2,6 +2,12 @@ import { ParallelError } from '../errors.js';
 import { matchCommunication, type PipelineStage } from './model-plan.js';
 import type { CommunicationSpec } from './schema.js';
 
+/**
+ * Microbatches an element's outputs may run ahead of its consumer: the executor holds an element back
+ * until its consumer has taken the microbatch this many before, and the memory estimate counts as many.
+ */
+export const IN_FLIGHT = 2;
+
 /** A step of the forward pipeline: a stage's compute, or a communication run by the host. */
 export type PipelineElement =
   | { readonly kind: 'compute'; readonly index: number; readonly name: string; readonly stage: PipelineStage }
@@ -34,6 +40,17 @@ export interface Schedule {
   readonly lanes: readonly Lane[];
   readonly actions: ReadonlyMap<Lane, readonly Action[]>;
   readonly steps: number;
+  /**
+   * A rank's share of a schedule run over several processes: the device lanes it owns and the
+   * communications its host takes part in. Absent: one process runs every lane.
+   */
+  readonly owned?: OwnedLanes;
+}
+
+export interface OwnedLanes {
+  readonly devices: readonly number[];
+  /** Element indices of the communications this rank sends or receives in. */
+  readonly comms: readonly number[];
 }
 
 export const actionId = (element: number, microbatch: number, lane: Lane) =>
@@ -45,6 +62,31 @@ export function lanesOf(element: PipelineElement, microbatch: number): Lane[] {
   const { stage } = element;
   if (stage.mode === 'replicas') return [stage.devices[microbatch % stage.devices.length]!];
   return [...stage.devices];
+}
+
+/** The lanes of `lanesOf` this process runs: all of them, or a rank's own (`Schedule.owned`). */
+export function lanesIn(schedule: Schedule, element: PipelineElement, microbatch: number): Lane[] {
+  const lanes = lanesOf(element, microbatch);
+  const owned = schedule.owned;
+  if (!owned) return lanes;
+  if (element.kind === 'comm') return owned.comms.includes(element.index) ? lanes : [];
+  return lanes.filter((lane) => owned.devices.includes(lane as number));
+}
+
+/**
+ * A rank's share of `schedule`: each lane's list keeps the actions this rank runs, in the same order, so
+ * every rank's host takes the communications in the one order all of them agree on.
+ */
+export function rankSchedule(schedule: Schedule, owned: OwnedLanes): Schedule {
+  const mine: Schedule = { ...schedule, owned };
+  const actions = new Map<Lane, Action[]>();
+  for (const [lane, list] of schedule.actions) {
+    const kept = list.filter((a) =>
+      lanesIn(mine, schedule.elements[a.element]!, a.microbatch).includes(lane),
+    );
+    if (kept.length > 0) actions.set(lane, kept);
+  }
+  return { ...mine, lanes: schedule.lanes.filter((l) => actions.has(l)), actions };
 }
 
 /**

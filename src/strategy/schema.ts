@@ -68,15 +68,31 @@ export const CommunicationSchema = z
 const HardwareSchema = z
   .object({
     device_count: positive.max(64),
-    memory_per_device_bytes: positive.max(2 ** 46).or(
-      z
-        .number()
-        .int()
-        .positive()
-        .max(2 ** 46),
-    ),
+    // One number with one set of limits: a string ("64MiB") is said to be one, not "Invalid input".
+    memory_per_device_bytes: z
+      .number({
+        error: (issue) =>
+          issue.code !== 'invalid_type' || typeof issue.input === 'number'
+            ? undefined
+            : issue.input === undefined
+              ? 'memory_per_device_bytes is required'
+              : `memory_per_device_bytes must be a number of bytes (e.g. 67108864 for 64 MiB), got ${JSON.stringify(issue.input)}; units such as "64MiB" are taken by --memory-cap only`,
+      })
+      .positive()
+      .max(2 ** 46, 'memory_per_device_bytes must be at most 2^46 bytes (64 TiB)')
+      // After the limit, not as .int(): that adds a safe-integer limit of its own, a second message.
+      .refine(Number.isInteger, 'memory_per_device_bytes must be a whole number of bytes'),
   })
   .strict();
+
+/** Which devices each rank of a world owns (`launch --nprocs N -- run FILE`); absent: an even split. */
+const RanksSchema = z
+  .array(z.array(deviceId).min(1).max(64))
+  .min(1)
+  .max(64)
+  .describe(
+    'device ids per rank, e.g. [[0], [1], [2]] (absent: device_count split evenly over WORLD_SIZE, in order)',
+  );
 
 const ClaimsSchema = z
   .object({
@@ -107,6 +123,7 @@ export const StrategySchema = z
       })
       .strict(),
     stages: z.array(StageSchema).min(1).max(64),
+    ranks: RanksSchema.optional(),
     communications: z.array(CommunicationSchema).max(128).default([]),
     claims: ClaimsSchema.optional(),
     seed: z.number().int().min(0).optional().describe('seed for the random weights'),
@@ -175,6 +192,7 @@ export const ModelStrategySchema = z
       })
       .strict(),
     stages: z.array(ModelStageSchema).min(1).max(64),
+    ranks: RanksSchema.optional(),
     communications: z
       .array(CommunicationSchema)
       .max(128)

@@ -14,6 +14,7 @@ import {
   sameDevices,
   suggestCommunication,
 } from './model-plan.js';
+import { checkRanksSection } from './rank-plan.js';
 import { loadWord } from './recommend.js';
 import { type CommunicationSpec, isModelStrategy, type Strategy, StrategySchema } from './schema.js';
 import { chainKind } from './stages/registry.js';
@@ -45,6 +46,20 @@ export function schemaFindings(error: z.ZodError): Finding[] {
 
 /** Parses JSON text; a syntax error becomes a finding with the line and column. */
 export function parseStrategyText(text: string): { value: unknown; findings: Finding[] } {
+  if (text.startsWith('\uFEFF')) {
+    return {
+      value: undefined,
+      findings: [
+        {
+          code: 'JSON_BOM',
+          severity: 'error',
+          path: '$',
+          message: 'the file starts with a UTF-8 byte order mark (EF BB BF), which JSON does not allow',
+          fix: 'save the file as UTF-8 without a BOM (in most editors: "UTF-8", not "UTF-8 with BOM")',
+        },
+      ],
+    };
+  }
   try {
     return { value: JSON.parse(text), findings: [] };
   } catch (error) {
@@ -260,6 +275,15 @@ export function validateStrategy(
           fix: 'add replicas on other devices, or drop data_parallel and set device',
         });
       }
+      if (stage.device !== undefined && !dp.devices.includes(stage.device)) {
+        add({
+          code: 'DEVICE_IGNORED',
+          severity: 'warning',
+          path: `${path}.device`,
+          message: `device ${stage.device} is ignored: the stage runs on its data_parallel devices [${dp.devices.join(', ')}]`,
+          fix: 'remove device, or put it in data_parallel.devices',
+        });
+      }
       if (tp)
         add({
           code: 'TP_AND_DP',
@@ -316,6 +340,7 @@ export function validateStrategy(
     checkIds(c.from, `$.communications[${i}].from`);
     checkIds(c.to, `$.communications[${i}].to`);
   });
+  checkRanksSection(strategy, add);
   if (strategy.batch.batch_size % strategy.batch.microbatches !== 0) {
     add({
       code: 'BATCH_NOT_DIVISIBLE',

@@ -5,6 +5,8 @@ import { defaultGpuJsMode, type GpuJsMode, wasmSupport } from './gpujs-info.js';
 
 export interface GpuJsOpenOptions {
   readonly count: number;
+  /** The id of each device (default 0..count-1). */
+  readonly ids?: readonly number[];
   readonly budgets: readonly (number | undefined)[];
   /** Default: webasm where WebAssembly runs, else cpu. */
   readonly mode?: GpuJsMode;
@@ -26,7 +28,8 @@ export async function openGpuJsDevices(options: GpuJsOpenOptions): Promise<Devic
   }
   const devices: Device[] = [];
   try {
-    for (let id = 0; id < options.count; id++) devices.push(new GpuJsDevice(id, mode, options.budgets[id]));
+    for (let id = 0; id < options.count; id++)
+      devices.push(new GpuJsDevice(options.ids?.[id] ?? id, mode, options.budgets[id]));
   } catch (error) {
     for (const device of devices) device.destroy();
     throw error;
