@@ -72,13 +72,16 @@ export function runSoak(options: {
   });
 }
 
-/** 500 open/run/destroy cycles of each kind in one process: RSS after warm-up, and the exit after the work. */
+/**
+ * 500 open/work/destroy cycles and 60 whole strategy runs (seed-fits), each in one process: RSS after
+ * warm-up, and the exit after the work.
+ */
 export async function runSoakBench(sink: BenchSink, options: { quick?: boolean } = {}): Promise<void> {
   for (const [work, cycles] of [
     ['kernels', options.quick ? 100 : 500],
-    ['strategy', options.quick ? 40 : 200],
+    ['strategy', options.quick ? 20 : 60],
   ] as const) {
-    const r = await runSoak({ cycles, backend: 'webgpu', work });
+    const r = await runSoak({ cycles, backend: 'webgpu', work, timeoutMs: cycles * 30_000 });
     sink({
       suite: 'soak',
       name: `${work}/${cycles}`,

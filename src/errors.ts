@@ -1,3 +1,5 @@
+import { escapeControl } from './format.js';
+
 /** Every failure this library raises carries one of these codes, so callers can branch without parsing text. */
 export type ErrorCode =
   | 'NO_ADAPTER'
@@ -47,10 +49,11 @@ export class ParallelError extends Error {
   }
 
   /** One paragraph for a terminal: what, where, how to fix; never a stack trace. */
+  /** For a terminal: a name from a user's file may carry control characters; they are shown escaped. */
   describe(): string {
-    const lines = [`error ${this.code}: ${this.message}`];
-    if (this.where) lines.push(`  at: ${this.where}`);
-    if (this.fix) lines.push(`  fix: ${this.fix}`);
+    const lines = [`error ${this.code}: ${escapeControl(this.message)}`];
+    if (this.where) lines.push(`  at: ${escapeControl(this.where)}`);
+    if (this.fix) lines.push(`  fix: ${escapeControl(this.fix)}`);
     return lines.join('\n');
   }
 }

@@ -58,8 +58,8 @@ describe('validateStrategy: the examples', () => {
       expect(f.path).toBe('$.hardware.memory_per_device_bytes');
       expect(f.message).toMatch(/needs \d+ bytes .* but the cap is 16777216 bytes \(16 MiB\)/);
     }
-    expect(over[0]!.message).toContain('33556480 bytes');
-    expect(over[0]!.fix).toContain('33556480');
+    expect(over[0]!.message).toContain('33560576 bytes');
+    expect(over[0]!.fix).toContain('33560576');
     const heavy = findings.filter((f) => f.code === 'DEVICE_SHARED_BY_STAGES');
     expect(heavy.map((f) => f.severity)).toEqual(['warning', 'warning']);
     expect(heavy.map((f) => f.message.match(/^device (\d+)/)?.[1])).toEqual(['1', '2']);

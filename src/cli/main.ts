@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads';
 import { Command } from 'commander';
 import { isParallelError } from '../errors.js';
 import { describeSystem } from '../runtime/system-info.js';
@@ -59,5 +60,12 @@ if (process.channel) {
   process.on('disconnect', () => process.exit(143));
   // The wrapper may have died while the modules above were loading, before anyone listened.
   if (!process.connected) process.exit(143);
+  // The disconnect waits for this thread's event loop, which a pipeline compile can hold for seconds: a
+  // thread of its own ends the process as soon as the wrapper is gone (the parent pid changes).
+  new Worker(
+    `const parent = process.ppid;
+     setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL'); }, 100);`,
+    { eval: true },
+  ).unref();
 }
 process.exitCode = await main(process.argv.slice(2));

@@ -10,7 +10,7 @@ import { type BackendChoice, DeviceGroup } from '../runtime/device-group.js';
 import { unionMs } from '../strategy/measure.js';
 import { parseBytes } from './bytes.js';
 import { readText } from './files.js';
-import { backendChoice, positiveInt, positiveNumber } from './options.js';
+import { backendChoice, nonNegativeInt, positiveInt, positiveNumber } from './options.js';
 import { progressBar } from './progress.js';
 
 /** "1,2,3" -> [1, 2, 3]; repeated flags collect one prompt each. */
@@ -54,7 +54,7 @@ export function addModelCommands(program: Command): void {
     .description('write a random checkpoint (config.json + model.safetensors) of a named preset')
     .requiredOption('--preset <name>', `one of ${presetNames().join(', ')}`)
     .requiredOption('--out <dir>', 'the folder to write (must not hold a checkpoint already)')
-    .option('--seed <n>', 'random seed', positiveInt, 1)
+    .option('--seed <n>', 'random seed', nonNegativeInt, 1)
     .option('--dtype <dtype>', 'f32, f16 or bf16', dtypeOf, 'F32' as const)
     .option(
       '--shard-bytes <bytes>',

@@ -9,6 +9,14 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+/** Parses an integer of zero or more (a seed). */
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0)
+    throw new InvalidArgumentError(`'${value}' is not an integer of 0 or more`);
+  return n;
+}
+
 /** Parses a finite number above zero (a factor). */
 export function positiveNumber(value: string): number {
   const n = Number(value);

@@ -1,4 +1,5 @@
 import type { Finding } from './findings.js';
+import { estimateChainHostMemory, estimateModelHostMemory, hostMemoryFindings } from './host-memory.js';
 import type { StagePlan } from './model-plan.js';
 import { isModelStrategy, type ModelStrategy, type Strategy } from './schema.js';
 import { validateStrategy } from './validate.js';
@@ -23,8 +24,21 @@ export type StrategyCheck =
 
 /** Validates a strategy file of either form (see `validateStrategy` and `validateModelStrategy`). */
 export function checkStrategy(value: unknown, options: CheckOptions = {}): StrategyCheck {
-  if (isModelStrategy(value)) return { family: 'model', ...validateModelStrategy(value, options) };
-  return { family: 'chain', ...validateStrategy(value, options) };
+  if (isModelStrategy(value)) {
+    const checked = validateModelStrategy(value, options);
+    const host =
+      checked.strategy && checked.source
+        ? hostMemoryFindings(
+            estimateModelHostMemory(checked.strategy, checked.source.config.vocabSize, checked.plans.length),
+          )
+        : [];
+    return { family: 'model', ...checked, findings: [...checked.findings, ...host] };
+  }
+  const checked = validateStrategy(value, options);
+  const host = checked.strategy
+    ? hostMemoryFindings(estimateChainHostMemory(checked.strategy, checked.plans))
+    : [];
+  return { family: 'chain', ...checked, findings: [...checked.findings, ...host] };
 }
 
 export type AnyStrategy = Strategy | ModelStrategy;

@@ -1,3 +1,5 @@
+import { escapeControl } from '../format.js';
+
 export type Severity = 'error' | 'warning' | 'info';
 
 /** One result of validation: what is wrong, where in the file (a JSON path), and how to fix it. */
@@ -14,11 +16,12 @@ export function hasErrors(findings: readonly Finding[]): boolean {
 }
 
 export function formatFindings(file: string, findings: readonly Finding[]): string {
-  if (findings.length === 0) return `${file}: no findings\n`;
+  if (findings.length === 0) return `${escapeControl(file)}: no findings\n`;
+  const safe = escapeControl;
   return `${findings
     .map(
       (f) =>
-        `${file}: ${f.severity} ${f.code} at ${f.path}\n  ${f.message}${f.fix ? `\n  fix: ${f.fix}` : ''}`,
+        `${safe(file)}: ${f.severity} ${f.code} at ${safe(f.path)}\n  ${safe(f.message)}${f.fix ? `\n  fix: ${safe(f.fix)}` : ''}`,
     )
     .join('\n')}\n`;
 }

@@ -1,4 +1,7 @@
+import { COPY_CHUNK_ELEMENTS } from '../collectives/streamed-copy.js';
+import { sizeClass } from '../runtime/webgpu/staging-pool.js';
 import type { StagePlan } from './model-plan.js';
+import { IN_FLIGHT } from './schedule.js';
 import type { Strategy } from './schema.js';
 import { F32 } from './stages/kind.js';
 import { chainKind } from './stages/registry.js';
@@ -24,15 +27,21 @@ export function stageWeightBytes(plan: StagePlan, rank: number): number {
   return chainKind(plan.kind).weightBytes(plan, rank);
 }
 
+/** The staging a host transfer of `bytes` holds at once: the pool's size class, two chunks past one. */
+function stagingBytes(bytes: number): number {
+  const chunk = COPY_CHUNK_ELEMENTS * F32;
+  return bytes <= chunk ? sizeClass(bytes) : 2 * sizeClass(chunk);
+}
+
 /**
  * What each device must hold to run the strategy: its weight shards, the activations of the microbatches
- * in flight (an input and an output per stage it serves, twice over, since the pipeline fills the next
- * while the last drains), and a staging buffer for its largest host transfer.
+ * in flight (an input and an output per stage it serves, IN_FLIGHT times over: the executor lets no stage
+ * run further ahead of its consumer), and the staging of the host transfers in and out of its stages.
  */
 export function estimateMemory(strategy: Strategy, plans: readonly StagePlan[]): DeviceMemory[] {
   const tokens = tokensPerMicrobatch(strategy);
   const sequences = Math.ceil(strategy.batch.batch_size / strategy.batch.microbatches);
-  const inFlight = Math.min(2, strategy.batch.microbatches);
+  const inFlight = Math.min(IN_FLIGHT, strategy.batch.microbatches);
   const out: DeviceMemory[] = [];
   for (let device = 0; device < strategy.hardware.device_count; device++) {
     const items: { label: string; bytes: number }[] = [];
@@ -52,7 +61,9 @@ export function estimateMemory(strategy: Strategy, plans: readonly StagePlan[]):
       const a = (tokens * inWidth + outRows * outWidth) * F32 * inFlight;
       activations += a;
       items.push({ label: `${plan.spec.name} activations (${inFlight} microbatches)`, bytes: a });
-      staging = Math.max(staging, outRows * outWidth * F32, tokens * inWidth * F32);
+      // Its input may arrive through the host while its output leaves through it and another stage's
+      // transfer runs: one staging buffer each at once, of the pool's size class, in chunks past one.
+      staging += stagingBytes(tokens * inWidth * F32) + stagingBytes(outRows * outWidth * F32);
     }
     items.sort((x, y) => y.bytes - x.bytes);
     out.push({ device, weights, activations, staging, total: weights + activations + staging, items });
