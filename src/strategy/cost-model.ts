@@ -1,5 +1,7 @@
-import type { PipelineMeasurement } from './measure.js';
+import { median } from '../stats.js';
+import type { ElementMeasurement, PipelineMeasurement } from './measure.js';
 import type { PipelineElement } from './schedule.js';
+import { aloneMs, measureCapacity, sharedFillDrainMs } from './shared-cores.js';
 
 /**
  * A pipeline's measured costs, split so that they carry over to another microbatch count or another
@@ -31,6 +33,11 @@ export interface CostModel {
   readonly concurrency: number;
   /** Whether the devices share one adapter's execution units (then total work bounds the time too). */
   readonly sharedCores: boolean;
+  /**
+   * Where they do: how many stages' worth of speed the cores give at once (shared-cores.ts), measured
+   * from the run's stage times alone and beside each other; the element costs are then times alone.
+   */
+  readonly capacity?: number;
   /** Measured wall time over the model's own prediction for the measured configuration. */
   readonly calibration: number;
   /**
@@ -38,7 +45,7 @@ export interface CostModel {
    * the count, wall = total + m * perMicrobatch. There the stages' windows stretch with whatever else
    * runs on the cores, so element times do not carry over to another overlap; the whole step does: its
    * work is the same at any count, and each microbatch adds its fixed costs (dispatches, host round
-   * trips). Moving layers between such devices changes neither.
+   * trips). Another split of the layers at the same count adds what `capacity` says it costs.
    */
   readonly wallLine?: { readonly totalMs: number; readonly perMicrobatchMs: number };
 }
@@ -69,10 +76,22 @@ export function buildCostModel(
   },
 ): CostModel {
   const tokens = options.tokensPerMicrobatch;
-  const probe = options.probe;
+  const capacity = options.sharedCores
+    ? (measureCapacity(computeTimes(measured, elements)) ??
+      (options.probe ? measureCapacity(computeTimes(options.probe.measured, elements)) : null) ??
+      1)
+    : undefined;
+  const base = capacity === undefined ? measured.elements : alone(measured, elements, capacity);
+  const probe = options.probe && {
+    ...options.probe,
+    elements:
+      capacity === undefined
+        ? options.probe.measured.elements
+        : alone(options.probe.measured, elements, capacity),
+  };
   const costs = elements.map((element, i): ElementCost => {
-    const m = measured.elements[i]!;
-    const other = probe?.measured.elements[i];
+    const m = base[i]!;
+    const other = probe?.elements[i];
     if (probe && other && probe.tokensPerMicrobatch !== tokens) {
       const line = (t1: number, t2: number) => {
         const perToken = Math.max(0, (t2 - t1) / (probe.tokensPerMicrobatch - tokens));
@@ -129,6 +148,7 @@ export function buildCostModel(
     microbatches: options.microbatches,
     concurrency: Math.max(1, measured.concurrency),
     sharedCores: options.sharedCores,
+    ...(capacity === undefined ? {} : { capacity }),
     calibration: 1,
   };
   const own = rawPrediction(model, { microbatches: options.microbatches });
@@ -145,8 +165,45 @@ export function buildCostModel(
 /** A candidate's predicted wall time, in the measured run's scale. */
 export function predictWallMs(model: CostModel, candidate: CostCandidate): number {
   const line = model.wallLine;
-  if (line) return Math.max(0, line.totalMs + line.perMicrobatchMs * candidate.microbatches);
-  return model.calibration * rawPrediction(model, candidate);
+  if (!line) return model.calibration * rawPrediction(model, candidate);
+  // The count from the measured walls (steadier than any element's time on shared cores); another split
+  // of the layers adds what sharing the cores predicts it costs over the file's own split at that count.
+  const own = { microbatches: candidate.microbatches };
+  const split = rawPrediction(model, candidate) - rawPrediction(model, own);
+  return Math.max(
+    0,
+    line.totalMs + line.perMicrobatchMs * candidate.microbatches + model.calibration * split,
+  );
+}
+
+/** The compute elements' per-microbatch times, in pipeline order. */
+function computeTimes(measured: PipelineMeasurement, elements: readonly PipelineElement[]): number[][] {
+  return elements.flatMap((e, i) =>
+    e.kind === 'compute' ? [[...measured.elements[i]!.perMicrobatchMs]] : [],
+  );
+}
+
+/** A run's element times as each compute stage would take them alone (its busy time in proportion). */
+function alone(
+  measured: PipelineMeasurement,
+  elements: readonly PipelineElement[],
+  capacity: number,
+): ElementMeasurement[] {
+  const stages = elements.filter((e) => e.kind === 'compute').length;
+  let stage = 0;
+  return elements.map((e, i) => {
+    const m = measured.elements[i]!;
+    if (e.kind !== 'compute' || m.perMicrobatchMs.length === 0) return m;
+    const times = aloneMs(m.perMicrobatchMs, stage++, stages, capacity);
+    const medianMs = median(times);
+    const scale = m.medianMs > 0 ? medianMs / m.medianMs : 1;
+    return {
+      ...m,
+      medianMs,
+      perMicrobatchMs: times,
+      ...(m.medianBusyMs === undefined ? {} : { medianBusyMs: m.medianBusyMs * scale }),
+    };
+  });
 }
 
 /** Each element's predicted time per microbatch for a candidate. */
@@ -167,27 +224,20 @@ function scaleLayers(e: ElementCost, ms: number, layers: number): number {
 }
 
 /**
- * Fill-drain over the predicted element times (the busiest lane paces the steady state); where the
- * devices share one adapter's cores, also no faster than their total kernel time over the measured
- * concurrency.
+ * Fill-drain over the predicted element times: the busiest lane paces the steady state; where the
+ * devices share one adapter's cores, each step's stages share them (shared-cores.ts).
  */
 function rawPrediction(model: CostModel, candidate: CostCandidate): number {
   const m = candidate.microbatches;
-  const tokens = (model.tokensPerMicrobatch * model.microbatches) / m;
   const times = predictElementMs(model, candidate);
   const lanes = new Map<string, number>();
   model.elements.forEach((e, i) => {
     for (const lane of e.lanes) lanes.set(lane, (lanes.get(lane) ?? 0) + times[i]!);
   });
   const fill = times.reduce((a, b) => a + b, 0);
-  const fillDrain = fill + (m - 1) * Math.max(...lanes.values());
-  if (!model.sharedCores) return fillDrain;
-  let stage = 0;
-  let busy = 0;
-  for (const e of model.elements) {
-    if (e.kind !== 'compute') continue;
-    const layers = candidate.layers?.[stage++] ?? e.layers;
-    busy += e.lanes.length * scaleLayers(e, e.busyFixedMs + e.busyPerTokenMs * tokens, layers);
-  }
-  return Math.max(fillDrain, (m * busy) / model.concurrency);
+  if (model.capacity === undefined) return fill + (m - 1) * Math.max(...lanes.values());
+  // The host moves a transfer's bytes while the stages compute: it lies on the path once, in the fill.
+  const works = times.filter((_, i) => model.elements[i]!.kind === 'compute');
+  const transfers = times.filter((_, i) => model.elements[i]!.kind === 'comm').reduce((a, b) => a + b, 0);
+  return sharedFillDrainMs(works, m, model.capacity) + transfers;
 }

@@ -193,7 +193,7 @@ export function deriveImprovement(
     declined.push(
       `Layers: no other split of the ${current.layers!.reduce((a, b) => a + b, 0)} layers is predicted faster at ${at} microbatch${at > 1 ? 'es' : ''}` +
         (shared
-          ? ": the devices share the host's cores, so the stages' total work, not the slowest stage, bounds the time."
+          ? `: the devices share the host's cores (measured capacity ${model.capacity?.toFixed(2)} stages at once), so a stage left with more layers runs faster while the other idles.`
           : '.'),
     );
   }
@@ -324,8 +324,8 @@ function microbatchReason(model: CostModel, run: StrategyRun, to: number): strin
     return (
       `measured at ${m} microbatches and at the probe's count, the step took ${line.totalMs.toFixed(1)} ms of work plus ` +
       `${line.perMicrobatchMs.toFixed(1)} ms a microbatch (its dispatches and host round trips, paid however small it is; ` +
-      `the devices share the host's cores, so overlapping stages does not shorten the work): ${to} microbatches are predicted at ` +
-      `${(line.totalMs + line.perMicrobatchMs * to).toFixed(1)} ms`
+      `the devices share the host's cores, so overlapping stages shortens the work little): ${to} microbatches are predicted at ` +
+      `${predictWallMs(model, { microbatches: to, layers: model.elements.filter((e) => e.kind === 'compute').map((e) => e.layers) }).toFixed(1)} ms`
     );
   }
   const fixed = model.elements.filter((e) => e.kind === 'compute').reduce((n, e) => n + e.fixedMs, 0);
