@@ -10,14 +10,25 @@ import { isNativeNoise } from '../dist/src/cli/native-noise.js';
 const main = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const args = process.argv.slice(2);
 const verbose = args.includes('--verbose') || args.includes('-v');
-const child = spawn(process.execPath, [main, ...args], {
+// Before the child exists: a signal that came between its start and our listening would kill us the
+// default way, leaving it running.
+let child;
+let early;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => (child ? child.kill(signal) : (early = signal)));
+}
+child = spawn(process.execPath, [main, ...args], {
   // The IPC channel closes when this process dies, however it dies (SIGKILL too): the child then exits.
   stdio: ['inherit', 'inherit', verbose ? 'inherit' : 'pipe', 'ipc'],
-  // The child's stderr is a pipe here; it draws its progress bar where ours is a terminal.
-  env: process.stderr.isTTY
-    ? { ...process.env, WEBGPU_PARALLEL_STDERR_TTY: String(process.stderr.columns ?? 80) }
-    : process.env,
+  // Our pid, so that the child can tell it has lost us even if that happened before it started looking;
+  // and the child's stderr is a pipe here, so it draws its progress bar where ours is a terminal.
+  env: {
+    ...process.env,
+    WEBGPU_PARALLEL_WRAPPER_PID: String(process.pid),
+    ...(process.stderr.isTTY ? { WEBGPU_PARALLEL_STDERR_TTY: String(process.stderr.columns ?? 80) } : {}),
+  },
 });
+if (early) child.kill(early);
 if (!verbose) {
   let pending = '';
   let dropping = false;
@@ -41,7 +52,6 @@ if (!verbose) {
     if (pending && !isNativeNoise(pending)) process.stderr.write(pending);
   });
 }
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
 child.on('exit', (code, signal) => {
   // As a shell reports a child killed by a signal: 128 + its number (SIGINT 130, SIGTERM 143, SIGABRT 134).
   process.exitCode = code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1);

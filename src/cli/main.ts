@@ -53,19 +53,25 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-// Under the bin wrapper, an IPC channel to it: when it dies (even by SIGKILL) the channel closes, and the
-// run stops with it rather than writing its report later to nobody. The channel alone keeps nothing alive.
-if (process.channel) {
-  process.channel.unref();
-  process.on('disconnect', () => process.exit(143));
-  // The wrapper may have died while the modules above were loading, before anyone listened.
-  if (!process.connected) process.exit(143);
-  // The disconnect waits for this thread's event loop, which a pipeline compile can hold for seconds: a
-  // thread of its own ends the process as soon as the wrapper is gone (the parent pid changes).
+// Under the bin wrapper: when it dies (even by SIGKILL) the run stops with it rather than writing its report
+// later to nobody. The IPC channel's disconnect says so once this thread's event loop turns; a pipeline
+// compile can hold that for seconds, and a wrapper killed while this process was starting may leave no
+// channel at all, so a thread of its own also watches the parent pid the wrapper gave.
+const wrapper = Number(process.env.WEBGPU_PARALLEL_WRAPPER_PID);
+if (wrapper) {
+  // Not for the processes this one starts (a launcher's ranks have wrappers of their own).
+  delete process.env.WEBGPU_PARALLEL_WRAPPER_PID;
   new Worker(
-    `const parent = process.ppid;
-     setInterval(() => { if (process.ppid !== parent) process.kill(process.pid, 'SIGKILL'); }, 100);`,
+    `const check = () => { if (process.ppid !== ${wrapper}) process.kill(process.pid, 'SIGKILL'); };
+     check();
+     setInterval(check, 100);`,
     { eval: true },
   ).unref();
+}
+if (process.channel) {
+  // The channel alone keeps nothing alive.
+  process.channel.unref();
+  process.on('disconnect', () => process.exit(143));
+  if (!process.connected) process.exit(143);
 }
 process.exitCode = await main(process.argv.slice(2));
