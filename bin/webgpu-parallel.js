@@ -15,7 +15,10 @@ const verbose = args.includes('--verbose') || args.includes('-v');
 let child;
 let early;
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => (child ? child.kill(signal) : (early = signal)));
+  process.on(signal, () => {
+    if (child) child.kill(signal);
+    else early = signal;
+  });
 }
 child = spawn(process.execPath, [main, ...args], {
   // The IPC channel closes when this process dies, however it dies (SIGKILL too): the child then exits.
