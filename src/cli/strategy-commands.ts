@@ -8,13 +8,13 @@ import { TuningCache } from '../kernels/webgpu/tuning-cache.js';
 import { runHtml } from '../report/timeline-html.js';
 import type { BackendChoice } from '../runtime/device-group.js';
 import { checkStrategy, type StrategyCheck } from '../strategy/check-strategy.js';
-import { formatFindings, hasErrors } from '../strategy/findings.js';
+import { type Finding, formatFindings, hasErrors } from '../strategy/findings.js';
 import { improveJson, improveMarkdown } from '../strategy/improve-report.js';
 import { improveStrategy } from '../strategy/improve-run.js';
 import { randomWeights, type StageWeights } from '../strategy/model-weights.js';
 import { runStrategyOnRanks } from '../strategy/rank-run.js';
 import { reportJson, reportMarkdown } from '../strategy/report.js';
-import { runStrategy, type StrategyRun } from '../strategy/run-strategy.js';
+import { type RunOptions, runStrategy, type StrategyRun } from '../strategy/run-strategy.js';
 import { strategyJsonSchema } from '../strategy/schema.js';
 import { parseStrategyText } from '../strategy/validate.js';
 import { weightsFromJson, weightsToJson } from '../strategy/weights-file.js';
@@ -59,6 +59,30 @@ function loadAndValidate(file: string, flags: { microbatches?: number; memoryCap
           baseDir: dirname(file),
         });
   return { value: parsed.value, check: result, findings: result.findings, ok: !hasErrors(result.findings) };
+}
+
+/** A file that does not validate is not run: its findings, one line saying so, exit 1. */
+function refusedInvalid(file: string, checked: { ok: boolean; findings: readonly Finding[] }): boolean {
+  if (checked.ok) return false;
+  process.stderr.write(formatFindings(file, checked.findings));
+  process.stderr.write(`${file}: not valid; nothing was run\n`);
+  process.exitCode = 1;
+  return true;
+}
+
+/** What `run` asks of the runner, in one process or as a rank. */
+function runOptions(file: string, flags: RunFlags, weights?: StageWeights[]): RunOptions {
+  return {
+    weights,
+    baseDir: dirname(file),
+    microbatches: flags.microbatches,
+    memoryCapBytes: flags.memoryCap,
+    backend: flags.backend,
+    adapters: flags.adapter,
+    seed: flags.seed,
+    sequentialBaseline: flags.baseline,
+    tuningCache: TuningCache.inUserCache(),
+  };
 }
 
 /** A chain strategy's weights: from --weights, or random from the seed; --save-weights writes them. */
@@ -142,12 +166,7 @@ export function addStrategyCommands(program: Command): void {
     .option('--no-progress', 'no progress bar')
     .action(async (file: string, flags: RunFlags) => {
       const checked = loadAndValidate(file, flags);
-      if (!checked.ok) {
-        process.stderr.write(formatFindings(file, checked.findings));
-        process.stderr.write(`${file}: not valid; nothing was run\n`);
-        process.exitCode = 1;
-        return;
-      }
+      if (refusedInvalid(file, checked)) return;
       // Across ranks only rank 0 writes: the report, the trace and any --save-weights.
       const writer = !isRankProcess() || worldFromEnv().rank === 0;
       if (writer) {
@@ -168,15 +187,7 @@ export function addStrategyCommands(program: Command): void {
       const bar = flags.progress ? progressBar('running') : null;
       try {
         const run = await runStrategy(checked.value, {
-          weights,
-          baseDir: dirname(file),
-          microbatches: flags.microbatches,
-          memoryCapBytes: flags.memoryCap,
-          backend: flags.backend,
-          adapters: flags.adapter,
-          seed: flags.seed,
-          sequentialBaseline: flags.baseline,
-          tuningCache: TuningCache.inUserCache(),
+          ...runOptions(file, flags, weights),
           onProgress: (done, total) => bar?.update(done, total),
         });
         bar?.stop();
@@ -217,15 +228,7 @@ async function runAsRank(value: unknown, file: string, flags: RunFlags, weights?
   const pg = await initProcessGroup(worldFromEnv());
   try {
     const run = await runStrategyOnRanks(value, pg, {
-      weights,
-      baseDir: dirname(file),
-      microbatches: flags.microbatches,
-      memoryCapBytes: flags.memoryCap,
-      backend: flags.backend,
-      adapters: flags.adapter,
-      seed: flags.seed,
-      sequentialBaseline: flags.baseline,
-      tuningCache: TuningCache.inUserCache(),
+      ...runOptions(file, flags, weights),
       onDevicesOpened: (devices) =>
         process.stderr.write(
           `rank ${pg.rank} of ${pg.size}: devices [${devices.join(', ')}] open, running\n`,
@@ -266,12 +269,7 @@ function addImproveCommand(program: Command): void {
     .option('--no-progress', 'no progress bar')
     .action(async (file: string, flags: ImproveFlags) => {
       const checked = loadAndValidate(file, {});
-      if (!checked.ok) {
-        process.stderr.write(formatFindings(file, checked.findings));
-        process.stderr.write(`${file}: not valid; nothing was run\n`);
-        process.exitCode = 1;
-        return;
-      }
+      if (refusedInvalid(file, checked)) return;
       checkWritable(flags.out ?? improvedPath(file), '-o');
       if (flags.report) checkWritable(flags.report, '--report');
       const bar = flags.progress ? progressBar('measuring') : null;

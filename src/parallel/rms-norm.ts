@@ -3,7 +3,7 @@ import type { AddRmsNormResult } from '../kernels/kernels.js';
 import type { DeviceGroup } from '../runtime/device-group.js';
 import { expectShape, loadReplicated } from './load-shards.js';
 import type { Module, Parameter } from './module.js';
-import { mapShards } from './shards.js';
+import { allOrFree, mapShards } from './shards.js';
 import type { WeightReader } from './weight-reader.js';
 
 /** RMSNorm on a replicated input: each device normalizes its own copy (the weight is replicated too). */
@@ -39,7 +39,7 @@ export class ReplicatedRmsNorm implements Module {
     x: DistributedTensor,
     residual: DistributedTensor,
   ): Promise<{ sum: DistributedTensor; normed: DistributedTensor }> {
-    const settled = await Promise.allSettled(
+    const done = await allOrFree(
       x.group.devices.map((device, r) =>
         device.kernels.addRmsNorm(
           x.shards[r]!,
@@ -49,16 +49,11 @@ export class ReplicatedRmsNorm implements Module {
           this.name,
         ),
       ),
-    );
-    const failed = settled.find((s) => s.status === 'rejected');
-    const done = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    if (failed) {
-      for (const d of done) {
+      (d) => {
         d.sum.free();
         d.normed.free();
-      }
-      throw failed.reason;
-    }
+      },
+    );
     const wrap = (pick: (d: AddRmsNormResult) => DistributedTensor['shards'][number]) =>
       new DistributedTensor(x.group, x.placement, x.globalShape, done.map(pick));
     return { sum: wrap((d) => d.sum), normed: wrap((d) => d.normed) };

@@ -2,7 +2,6 @@ import { alignClocks } from '../distributed/clock-sync.js';
 import { recvJson, sendJson } from '../distributed/json-messages.js';
 import type { ProcessGroup } from '../distributed/process-group.js';
 import { barrierRanks } from '../distributed/ring.js';
-import { hostCores } from '../runtime/host-info.js';
 import { prepareChain } from './chain-prepare.js';
 import { checkStrategy } from './check-strategy.js';
 import { type Finding, hasErrors } from './findings.js';
@@ -14,6 +13,8 @@ import { mergeRankRecords, type RankRecord, rankRecord } from './rank-records.js
 import { rankTransport } from './rank-transport.js';
 import {
   chainChecks,
+  hostSharing,
+  measuredFigures,
   type RunOptions,
   runStrategy,
   type StrategyRun,
@@ -138,19 +139,8 @@ async function runChainOnRanks(
       adapter: first.adapter.name,
       isSoftwareAdapter: first.adapter.isSoftware,
       hasDeviceTimestamps: merged.devices.every((d) => d.timestamps),
-      sharing: {
-        devices: merged.devices.length,
-        oneAdapter:
-          new Set(merged.devices.map((d) => d.adapter.name)).size === 1 && merged.devices.length > 1,
-        software: merged.devices.every((d) => d.software),
-        hostCores: hostCores(),
-      },
-      pipelined: measured.pipelined,
-      repeatsMeasured: measured.repeatsMeasured,
-      sequentialWallMs: measured.sequentialWallMs,
-      sequentialWallMsPerRepeat: measured.sequentialWallMsPerRepeat,
-      repeats: measured.repeats,
-      trace: measured.trace,
+      sharing: hostSharing(merged.devices.map((d) => ({ name: d.adapter.name, isSoftware: d.software }))),
+      ...measuredFigures(measured),
       checks,
       maxAbsError: checks[0]!.maxAbsError,
       tolerance: checks[0]!.tolerance,

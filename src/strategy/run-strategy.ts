@@ -143,14 +143,20 @@ export function strategyError(findings: readonly Finding[]): ParallelError {
   );
 }
 
-export function hostSharing(group: DeviceGroup): HostSharing {
-  const names = new Set(group.devices.map((d) => d.adapter.name));
+/** How devices on these adapters (one entry a device) share the machine. */
+export function hostSharing(adapters: readonly { name: string; isSoftware: boolean }[]): HostSharing {
+  const names = new Set(adapters.map((a) => a.name));
   return {
-    devices: group.size,
-    oneAdapter: names.size === 1 && group.size > 1,
-    software: group.devices.every((d) => d.adapter.isSoftware),
+    devices: adapters.length,
+    oneAdapter: names.size === 1 && adapters.length > 1,
+    software: adapters.every((a) => a.isSoftware),
     hostCores: hostCores(),
   };
+}
+
+/** What a run reports of its measured runs (their outputs go to the checks, not the report). */
+export function measuredFigures({ outputs: _, ...figures }: MeasuredRuns) {
+  return figures;
 }
 
 /** The figures every run reports from its group and its measured runs. */
@@ -162,13 +168,8 @@ export function runFigures(group: DeviceGroup, measured: MeasuredRuns, backend: 
     adapter: first.adapter.name,
     isSoftwareAdapter: first.adapter.isSoftware,
     hasDeviceTimestamps: first.hasDeviceTimestamps,
-    sharing: hostSharing(group),
-    pipelined: measured.pipelined,
-    repeatsMeasured: measured.repeatsMeasured,
-    sequentialWallMs: measured.sequentialWallMs,
-    sequentialWallMsPerRepeat: measured.sequentialWallMsPerRepeat,
-    repeats: measured.repeats,
-    trace: measured.trace,
+    sharing: hostSharing(group.devices.map((d) => d.adapter)),
+    ...measuredFigures(measured),
   };
 }
 

@@ -5,7 +5,7 @@ import { estimateModelMemory, estimateModelWork } from './model-estimate.js';
 import { type ModelSource, resolveModelSource } from './model-source.js';
 import { type CommunicationSpec, type ModelStrategy, ModelStrategySchema } from './schema.js';
 import { checkDecoderStage, type ModelStagePlan, planDecoderStages } from './stages/decoder.js';
-import { checkFlow, deviceChecks, schemaFindings } from './validate.js';
+import { checkFlow, deviceChecks, schemaFindings, withOverrides } from './validate.js';
 
 export interface ModelValidation {
   readonly strategy: ModelStrategy | null;
@@ -43,14 +43,7 @@ export function validateModelStrategy(value: unknown, options: ModelValidateOpti
   const none = { strategy: null, source: null, plans: [], communications: [] };
   const parsed = ModelStrategySchema.safeParse(value);
   if (!parsed.success) return { ...none, findings: schemaFindings(parsed.error) };
-  let strategy = parsed.data;
-  if (options.memoryCapBytes !== undefined)
-    strategy = {
-      ...strategy,
-      hardware: { ...strategy.hardware, memory_per_device_bytes: options.memoryCapBytes },
-    };
-  if (options.microbatches !== undefined)
-    strategy = { ...strategy, batch: { ...strategy.batch, microbatches: options.microbatches } };
+  const strategy = withOverrides(parsed.data, options);
   const findings: Finding[] = [];
   const add = (f: Finding) => findings.push(f);
   const { source, findings: sourceFindings } = resolveModelSource(strategy, options.baseDir);

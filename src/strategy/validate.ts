@@ -184,6 +184,18 @@ export function deviceChecks(count: number, add: (f: Finding) => void) {
   return { checkId, checkIds };
 }
 
+/** The CLI's --memory-cap and --microbatches over a parsed strategy of either form. */
+export function withOverrides<
+  S extends { hardware: { memory_per_device_bytes: number }; batch: { microbatches: number } },
+>(strategy: S, options: { memoryCapBytes?: number; microbatches?: number }): S {
+  let out = strategy;
+  if (options.memoryCapBytes !== undefined)
+    out = { ...out, hardware: { ...out.hardware, memory_per_device_bytes: options.memoryCapBytes } };
+  if (options.microbatches !== undefined)
+    out = { ...out, batch: { ...out.batch, microbatches: options.microbatches } };
+  return out;
+}
+
 /** Every check: the schema, then devices, splits, layouts across communications, batch and memory. */
 export function validateStrategy(
   value: unknown,
@@ -194,15 +206,7 @@ export function validateStrategy(
     return { strategy: null, plans: [], findings: validateModelStrategy(value).findings };
   const parsed = StrategySchema.safeParse(value);
   if (!parsed.success) return { strategy: null, plans: [], findings: schemaFindings(parsed.error) };
-  let strategy = parsed.data;
-  if (options.memoryCapBytes !== undefined) {
-    strategy = {
-      ...strategy,
-      hardware: { ...strategy.hardware, memory_per_device_bytes: options.memoryCapBytes },
-    };
-  }
-  if (options.microbatches !== undefined)
-    strategy = { ...strategy, batch: { ...strategy.batch, microbatches: options.microbatches } };
+  const strategy = withOverrides(parsed.data, options);
   const findings: Finding[] = [];
   const add = (f: Finding) => findings.push(f);
   const count = strategy.hardware.device_count;
