@@ -57,7 +57,7 @@ const startMs = performance.now();
 for (let i = 0; i < cycles; i++) {
   await (values.work === 'strategy' ? strategyCycle() : kernelsCycle());
   // As between a service's requests: gpu.js finishes a destroy in a later task, which a loop of awaits
-  // alone never reaches (its RSS then grows ~0.9 MiB a cycle until the loop ends).
+  // alone never reaches (bench/RESULTS.md, "Soak").
   await new Promise((resolve) => setImmediate(resolve));
   if ((i + 1) % sampleEvery === 0) {
     gc();
