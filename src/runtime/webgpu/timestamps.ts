@@ -105,11 +105,14 @@ export class TimestampProfiler {
         entries.map((_, i) => Number(ticks[i * 2]!)),
       );
       entries.forEach((e, i) => {
+        // The offset puts every start at or after its submit; adding it to ~1e9 ns ticks can round one
+        // ulp before that, which the clamps take back.
+        const startNs = Math.max(Number(ticks[i * 2]!) + offset, e.hostSubmitNs);
         spans.push({
           label: e.label,
           tag: e.tag,
-          startNs: Number(ticks[i * 2]!) + offset,
-          endNs: Number(ticks[i * 2 + 1]!) + offset,
+          startNs,
+          endNs: Math.max(Number(ticks[i * 2 + 1]!) + offset, startNs),
           submittedNs: e.hostSubmitNs,
         });
       });
