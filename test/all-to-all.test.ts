@@ -79,6 +79,21 @@ describe('all-to-all plans (pure data)', () => {
     expect(none.pieces).toHaveLength(0);
     expect(none.localCopies).toHaveLength(0);
   });
+
+  it("localThroughHost makes a destination's own rows a piece, read and written like the others", () => {
+    const counts = [
+      [2, 0],
+      [3, 1],
+    ];
+    const plan = planAllToAll([d0, d1], counts, [d1, d2], [4], [true, false]);
+    expect(plan.localCopies).toHaveLength(0);
+    expect(plan.pieces.map((p) => [p.srcRank, p.runs])).toEqual([
+      [0, [{ offset: 0, count: 8 }]],
+      [1, [{ offset: 0, count: 12 }]],
+      [1, [{ offset: 12, count: 4 }]],
+    ]);
+    expect(plan.pieceWrites[1]).toEqual([{ dstRank: 0, runs: [{ offset: 8, count: 12 }] }]);
+  });
 });
 
 describe.skipIf(!available)(`allToAll on ${TEST_BACKEND}`, () => {
@@ -204,11 +219,14 @@ describe.skipIf(!available)(`allToAll on ${TEST_BACKEND}`, () => {
           expect(out.shape).toEqual([want.length / elementCount([1, ...rest]), ...rest]);
           expect([...(await out.read())]).toEqual(want);
         }
+        // A device's own rows are copied on it or cross the host (see the test of `out` below): all of them
+        // one way, so the split is the whole local part or none of it.
         const bytes = expectedBytes(from, to, counts, rest);
+        const crossed = traffic.bytesLocal === 0 ? bytes.local : 0;
         expect(traffic).toEqual({
-          bytesToHost: bytes.host,
-          bytesFromHost: bytes.host,
-          bytesLocal: bytes.local,
+          bytesToHost: bytes.host + crossed,
+          bytesFromHost: bytes.host + crossed,
+          bytesLocal: bytes.local - crossed,
           keptShards: 0,
         });
         expect(ms).toBeGreaterThan(0);
@@ -216,6 +234,39 @@ describe.skipIf(!available)(`allToAll on ${TEST_BACKEND}`, () => {
       }
     });
   }
+
+  it("a device's own rows cross the host into outputs Dawn writes directly, else are copied on it", async () => {
+    const counts = [
+      [2, 3],
+      [4, 1],
+    ];
+    const rest = [5];
+    const bytes = expectedBytes([0, 1], [0, 1], counts, rest);
+    const group = all.select([0, 1]);
+    const shapes = [6, 4].map((rows) => [rows, ...rest]);
+    const fresh = shapes.map((shape, j) =>
+      group.devices[j]!.upload(new Float32Array(elementCount(shape)), shape, `out${j}`),
+    );
+    const copiedInto = shapes.map((shape, j) => {
+      const t = group.devices[j]!.upload(new Float32Array(elementCount(shape)), shape, `out${j}`);
+      ctx.transport(t.device).copyWithin(fresh[j]!, t, [{ srcOffset: 0, dstOffset: 0, count: t.size }]);
+      return t;
+    });
+    await group.sync();
+    const inputs = upload([0, 1], counts, rest, 'f32');
+    // Only WebGPU's write path makes a device copy cost later writes; host memory keeps the copy.
+    const crossesOnFresh = TEST_BACKEND === 'webgpu';
+    for (const [out, crosses] of [
+      [fresh, crossesOnFresh],
+      [copiedInto, false],
+    ] as const) {
+      const { traffic } = await allToAll(ctx, inputs, counts, group, { out });
+      expect(traffic.bytesLocal).toBe(crosses ? 0 : bytes.local);
+      expect(traffic.bytesToHost).toBe(bytes.host + (crosses ? bytes.local : 0));
+      for (const [j, t] of out.entries()) expect([...(await t.read())]).toEqual(expected(counts, j, rest));
+    }
+    for (const t of [...inputs, ...fresh, ...copiedInto]) t.free();
+  });
 
   it('reads each source once per chunk, and streams rows of many chunks exactly', async () => {
     const rest = [1024];
@@ -228,8 +279,8 @@ describe.skipIf(!available)(`allToAll on ${TEST_BACKEND}`, () => {
     const inputs = upload([0, 1], counts, rest, 'f32');
     const reads = [0, 1, 2].map((id) => vi.spyOn(ctx.transport(all.device(id)), 'read'));
     const { outputs } = await allToAll(ctx, inputs, counts, all.select([1, 2]));
-    // Device 0 sends everything through the host (2 chunks); device 1 copies its rows for itself, and
-    // reads only what device 2 receives from it; device 2 holds no input.
+    // Device 0 sends everything through the host (2 chunks); device 1's rows, for itself and device 2, fit
+    // one chunk however its own rows go; device 2 holds no input.
     expect(reads.map((r) => r.mock.calls.length)).toEqual([2, 1, 0]);
     for (const r of reads) r.mockRestore();
     for (const [j, out] of outputs.entries()) {

@@ -43,16 +43,18 @@ export interface AllToAllPlan {
  * Plans an all-to-all of rows of `rowShape`: source r (on `sources[r]`) holds sendCounts[r][j] rows for
  * destination j, the rows for each destination contiguous and in destination order; destination j (on
  * `destinations[j]`) receives them from every source, contiguous and in source order. Pairs that move no
- * elements get nothing: no piece, no copy.
+ * elements get nothing: no piece, no copy. Where localThroughHost[j], destination j's own rows are a piece
+ * like any other rather than a copy on its device.
  */
 export function planAllToAll(
   sources: readonly Device[],
   sendCounts: readonly (readonly number[])[],
   destinations: readonly Device[],
   rowShape: Shape,
+  localThroughHost: readonly boolean[] = [],
 ): AllToAllPlan {
   const rowElements = elementCount(rowShape);
-  const outputRows = destinations.map((_, j) => sendCounts.reduce((n, counts) => n + counts[j]!, 0));
+  const outputRows = rowsReceived(sendCounts, destinations.length);
   const pieces: ReadPiece[] = [];
   const pieceWrites: HostWrite[][] = [];
   const localCopies: LocalCopy[] = [];
@@ -64,7 +66,7 @@ export function planAllToAll(
       const rows = sendCounts[r]![j]!;
       const elements = rows * rowElements;
       const box: Box = { start: [srcAt, ...rowShape.map(() => 0)], end: [srcAt + rows, ...rowShape] };
-      if (elements > 0 && source === destination) {
+      if (elements > 0 && source === destination && !localThroughHost[j]) {
         localCopies.push({
           srcRank: r,
           dstRank: j,
@@ -83,13 +85,21 @@ export function planAllToAll(
   return { outputRows, pieces, pieceWrites, localCopies };
 }
 
+/** Rows each of `destinations` receives: the column sums of sendCounts. */
+function rowsReceived(sendCounts: readonly (readonly number[])[], destinations: number): number[] {
+  return Array.from({ length: destinations }, (_, j) => sendCounts.reduce((n, counts) => n + counts[j]!, 0));
+}
+
 /**
  * All-to-all of rows with uneven counts (expert parallelism's token dispatch, and its way back). inputs[r]
  * lives on its own device and is [Σ_j sendCounts[r][j], ...rest]: the rows for destination j contiguous,
  * in j order. outputs[j] on to.devices[j] is [Σ_r sendCounts[r][j], ...rest]: the rows from source r
  * contiguous, in r order. `to` may be the inputs' devices, an overlapping group or a disjoint one; a device
- * that both sends and receives copies its own rows on the device, everything else crosses the host once
- * (all sources read at once, streamed in chunks as every host-mediated copy). Counts of zero are allowed
+ * that both sends and receives copies its own rows on the device, unless that copy would send the host's
+ * writes into its output through Dawn's ring (`copyEndsDirectWrites`): then they cross the host with the
+ * rest, one read and one direct write, where the copy cost every other write a second copy (bench/RESULTS.md,
+ * "Mixtral"). Everything else crosses the host once (all sources read at once, streamed in chunks as every
+ * host-mediated copy). Counts of zero are allowed
  * anywhere: a destination that receives nothing gets [0, ...rest]. f32 and u32 alike.
  */
 export async function allToAll(
@@ -102,22 +112,24 @@ export async function allToAll(
   const start = performance.now();
   const label = options.label ?? 'allToAll';
   const { rest, dtype } = checkAllToAll(inputs, sendCounts, to.size);
-  const plan = planAllToAll(
-    inputs.map((t) => t.device),
-    sendCounts,
-    to.devices,
-    rest,
-  );
-  const shapes = plan.outputRows.map((rows) => [rows, ...rest]);
+  const shapes = rowsReceived(sendCounts, to.size).map((rows) => [rows, ...rest]);
   const out = options.out;
   if (out) checkOut(out, inputs, to, shapes, dtype);
   const outputs: Tensor[] = out?.slice() ?? [];
+  let plan: AllToAllPlan;
   try {
     // Every row of every output is written below, by a piece or a local copy.
     if (!out) {
       for (const [j, device] of to.devices.entries())
         outputs.push(device.empty(shapes[j]!, dtype, `${label}[${j}]`, { overwritten: true }));
     }
+    plan = planAllToAll(
+      inputs.map((t) => t.device),
+      sendCounts,
+      to.devices,
+      rest,
+      outputs.map((t) => ctx.transport(t.device).copyEndsDirectWrites(t)),
+    );
     const targets = plan.pieceWrites.map((writes) =>
       writes.map((w) => ({ tensor: outputs[w.dstRank]!, runs: w.runs })),
     );

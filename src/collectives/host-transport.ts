@@ -38,6 +38,11 @@ export class HostTransport implements Transport {
     return true;
   }
 
+  /** A copy is one memcpy here, and later writes stay memcpys. */
+  copyEndsDirectWrites(): boolean {
+    return false;
+  }
+
   copyWithin(src: Tensor, dst: Tensor, segments: readonly Segment[]): void {
     const from = dataOf(src);
     const to = dataOf(dst);

@@ -24,6 +24,12 @@ export interface Transport {
    * (how large a chunk a stream may write at once depends on it).
    */
   writesDirectly(tensor: Tensor): boolean;
+  /**
+   * Whether a `copyWithin` into `tensor` would end its direct writes: on Dawn one device copy into a buffer
+   * sends every later write to it through the upload ring (see BufferUses), so rows the host could write
+   * directly are cheaper crossing the host than copied beside writes that would then take the ring.
+   */
+  copyEndsDirectWrites(tensor: Tensor): boolean;
   /** Copies segments between two tensors of this device without passing through the host. */
   copyWithin(src: Tensor, dst: Tensor, segments: readonly Segment[]): void;
   /**

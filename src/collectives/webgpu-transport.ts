@@ -34,6 +34,10 @@ export class WebGpuTransport implements Transport {
     return this.device.writesDirectly(bufferOf(this.device, tensor));
   }
 
+  copyEndsDirectWrites(tensor: Tensor): boolean {
+    return this.writesDirectly(tensor);
+  }
+
   copyWithin(src: Tensor, dst: Tensor, all: readonly Segment[]): void {
     const segments = all.filter((s) => s.count > 0);
     if (segments.length === 0) return;
