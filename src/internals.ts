@@ -9,4 +9,4 @@ export { BindGroupCache } from './runtime/webgpu/bind-group-cache.js';
 export { BATCH_MAX_PASSES, CommandBatch } from './runtime/webgpu/command-batch.js';
 export { type PollStats, pollStats } from './runtime/webgpu/dawn-poll.js';
 export { type Dispatch, GpuDevice } from './runtime/webgpu/gpu-device.js';
-export { ParamRing } from './runtime/webgpu/param-ring.js';
+export { ParamTable } from './runtime/webgpu/param-table.js';

@@ -6,7 +6,7 @@ import type { Tensor } from '../src/runtime/tensor.js';
 import { BATCH_MAX_PASSES } from '../src/runtime/webgpu/command-batch.js';
 import type { GpuDevice } from '../src/runtime/webgpu/gpu-device.js';
 import type { GpuTensor } from '../src/runtime/webgpu/gpu-tensor.js';
-import { PARAM_SLOTS } from '../src/runtime/webgpu/param-ring.js';
+import { PARAM_SLOT_BYTES, PARAM_SLOTS, ParamTable } from '../src/runtime/webgpu/param-table.js';
 import { openTestGroup, TEST_BACKEND, webGpuAvailable } from './support/devices.js';
 
 /**
@@ -127,24 +127,59 @@ describe.skipIf(!available)('batched kernels keep their order on the queue', () 
     }
   });
 
-  it('chains of kernels across many batches and around the parameter ring give the exact result', async () => {
-    const x = d0.upload(
-      values(256, (i) => i),
-      [256],
-      'x',
-    );
+  it('chains of kernels across many batches, with more distinct parameters than the table holds, are exact', async () => {
+    const host = values(256, (i) => i);
+    const x = d0.upload(host, [256], 'x');
     let y: Tensor = await d0.kernels.scale(x, 1);
+    // Every factor is new, so slots are reassigned many times over, some while earlier batches still run.
     const kernels = PARAM_SLOTS * 2 + 7;
     expect(kernels).toBeGreaterThan(BATCH_MAX_PASSES * 10);
     for (let i = 0; i < kernels; i++) {
-      const next = await d0.kernels.scale(y, i % 2 === 0 ? 2 : 0.5);
+      const up = Math.fround(1 + (i >> 1) / 4096);
+      const factor = i % 2 === 0 ? up : Math.fround(1 / up);
+      // f32 products are correctly rounded in WGSL, so the host's rounding of each step is the device's.
+      for (let e = 0; e < host.length; e++) host[e] = Math.fround(host[e]! * factor);
+      const next = await d0.kernels.scale(y, factor);
       y.free();
       y = next;
     }
-    // An odd count of alternating x2 and x0.5 ends on x2; powers of two are exact.
-    expect(Array.from(await y.read())).toEqual(Array.from(values(256, (i) => 2 * i)));
+    expect(Array.from(await y.read())).toEqual(Array.from(host));
     x.free();
     y.free();
+  });
+
+  it('the parameter table keeps one slot per contents and never reassigns one the pending batch uses', () => {
+    const table = new ParamTable(d0.gpu, 'test');
+    const block = (...words: number[]) => new Uint32Array(words).buffer;
+    try {
+      const a = table.take(block(1, 2))!;
+      expect(table.take(block(1, 2))).toBe(a);
+      const b = table.take(block(1, 3))!;
+      expect(b).not.toBe(a);
+      // Both are new to the pending batch: one run of two slots, each zero past its contents.
+      const runs = table.seal();
+      expect(runs.map((r) => [r.byteOffset, r.bytes.length])).toEqual([
+        [Math.min(a, b), 2 * PARAM_SLOT_BYTES],
+      ]);
+      expect(Array.from(new Uint32Array(runs[0]!.bytes.slice(a, a + 12).buffer))).toEqual([1, 2, 0]);
+      // Already written: taking them again writes nothing.
+      expect(table.take(block(1, 2))).toBe(a);
+      expect(table.seal()).toEqual([]);
+      // Filling the table from a new batch that holds `a`: every other slot is reassigned before `a`.
+      expect(table.take(block(1, 2))).toBe(a);
+      const offsets = new Set<number>();
+      for (let i = 0; i < PARAM_SLOTS - 1; i++) offsets.add(table.take(block(9, i))!);
+      expect(offsets.has(a)).toBe(false);
+      expect(offsets.size).toBe(PARAM_SLOTS - 1);
+      // Every slot is now the pending batch's: a new block has to wait for the submit.
+      expect(table.take(block(7))).toBeNull();
+      table.seal();
+      expect(table.take(block(7))).not.toBeNull();
+      // More than a slot holds, or not whole 32-bit words, never fits.
+      expect(table.take(new ArrayBuffer(PARAM_SLOT_BYTES + 4))).toBeNull();
+    } finally {
+      table.destroy();
+    }
   });
 
   it('profiling still records one span per kernel when kernels share a submit', async () => {

@@ -57,8 +57,11 @@ export class WebGpuKernels implements Kernels {
     checkResidual(dims, options.residual);
     const nothing = dims.k === 0 && dims.m * dims.n > 0;
     if (nothing && (options.bias || options.residual)) return this.matmulOverNothing(dims, options);
-    // Zeros: an empty product, or a sum over K = 0 without a bias (every activation maps 0 to 0).
-    const out = this.device.empty([dims.m, dims.n], 'f32', options.label ?? 'matmul');
+    // Zeros: an empty product, or a sum over K = 0 without a bias (every activation maps 0 to 0). Otherwise
+    // every variant stores every element, so a reused buffer needs no clear first.
+    const out = this.device.empty([dims.m, dims.n], 'f32', options.label ?? 'matmul', {
+      overwritten: dims.k > 0,
+    });
     if (out.size === 0 || dims.k === 0) return out;
     try {
       await this.matmuls.encode(this.device, dims, {
@@ -355,7 +358,8 @@ export class WebGpuKernels implements Kernels {
     file = entry,
     outputFirst = false,
   ): Promise<Tensor> {
-    const out = this.device.empty(shape, 'f32', label);
+    // Each of these kernels stores every element of its output: a reused buffer needs no clear first.
+    const out = this.device.empty(shape, 'f32', label, { overwritten: true });
     // Nothing to write (rows of no columns still make a grid of rows): see GpuDevice.dispatch for the rest.
     if (out.size === 0) return out;
     const entryPoint = file === entry ? 'main' : entry;

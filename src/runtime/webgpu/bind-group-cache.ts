@@ -2,9 +2,10 @@
 export const BIND_GROUP_CACHE_MAX = 4096;
 
 /**
- * Bind groups by pipeline and buffers. With parameters at a dynamic offset of one uniform buffer (see
- * ParamRing), a kernel run again on the same tensors binds exactly what it bound before, and the cached
- * group is reused instead of made anew (the largest cost of a small kernel on lavapipe). A group that names
+ * Bind groups by pipeline, parameter slot and buffers. With parameters by content in one uniform buffer
+ * (see ParamTable), a kernel run again with the same parameters on the same tensors binds exactly what it
+ * bound before, and the cached group is reused instead of made anew (a large part of a small kernel's cost
+ * on lavapipe). A group that names
  * a buffer being destroyed is dropped first: a destroyed buffer in a submitted bind group is an error.
  */
 export class BindGroupCache {
@@ -23,7 +24,7 @@ export class BindGroupCache {
     uniform: GPUBufferBinding | null,
     buffers: readonly GPUBuffer[],
   ): GPUBindGroup {
-    const key = `${pipelineKey}|${uniform ? this.idOf(uniform.buffer) : '-'}|${buffers.map((b) => this.idOf(b)).join(',')}`;
+    const key = `${pipelineKey}|${uniform ? `${this.idOf(uniform.buffer)}@${uniform.offset ?? 0}` : '-'}|${buffers.map((b) => this.idOf(b)).join(',')}`;
     const cached = this.groups.get(key);
     if (cached) {
       this.hits++;

@@ -9,9 +9,8 @@ export const BATCH_MAX_PASSES = 32;
 
 /**
  * Work encoded for one device and not yet submitted: one command encoder holding a compute pass per
- * kernel (so each keeps its own timestamps), the buffers it touches, and the run of parameter slots its
- * kernels took (see ParamRing). The device submits it before anything that must come after it on the
- * queue (see GpuDevice.flush).
+ * kernel (so each keeps its own timestamps) and the buffers it touches. The device submits it before
+ * anything that must come after it on the queue (see GpuDevice.flush).
  */
 export class CommandBatch {
   readonly encoder: GPUCommandEncoder;
@@ -21,9 +20,6 @@ export class CommandBatch {
   /** Profiled passes without device timestamps, given the submit time as their span. */
   readonly untimed: { readonly label: string; readonly tag: string }[] = [];
   passes = 0;
-  /** Byte offset of the batch's first parameter slot, and how many slots it took. */
-  firstParam: number | null = null;
-  paramSlots = 0;
 
   constructor(device: GPUDevice) {
     this.encoder = device.createCommandEncoder({ label: 'batch' });
@@ -40,11 +36,6 @@ export class CommandBatch {
 
   touch(buffer: GPUBuffer, writes: boolean): void {
     this.uses.set(buffer, (this.uses.get(buffer) ?? false) || writes);
-  }
-
-  tookParam(offset: number): void {
-    this.firstParam ??= offset;
-    this.paramSlots++;
   }
 
   bufferUses(): BufferUse[] {

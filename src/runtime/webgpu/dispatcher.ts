@@ -3,7 +3,7 @@ import { BindGroupCache } from './bind-group-cache.js';
 import type { BufferUse } from './buffer-uses.js';
 import { CommandBatch } from './command-batch.js';
 import type { DeviceHealth } from './device-health.js';
-import { PARAM_SLOT_BYTES, ParamRing } from './param-ring.js';
+import { PARAM_SLOT_BYTES, ParamTable } from './param-table.js';
 import type { PipelineCache, PipelineSource } from './pipeline-cache.js';
 import type { DeviceProfiling } from './profiling.js';
 import type { WritePath } from './write-path.js';
@@ -25,8 +25,8 @@ export interface Dispatch {
 export class Dispatcher {
   /** Kernels encoded and not yet submitted (see CommandBatch). */
   private batch: CommandBatch | null = null;
-  /** Every kernel's parameters, at dynamic offsets of one uniform buffer (see ParamRing). */
-  private readonly params: ParamRing;
+  /** Every kernel's parameters, by content, at fixed offsets of one uniform buffer (see ParamTable). */
+  private readonly params: ParamTable;
   private readonly bindGroups: BindGroupCache;
 
   constructor(
@@ -37,7 +37,7 @@ export class Dispatcher {
     private readonly writes: WritePath,
     private readonly profiling: DeviceProfiling,
   ) {
-    this.params = new ParamRing(gpu, name);
+    this.params = new ParamTable(gpu, name);
     this.bindGroups = new BindGroupCache(gpu);
   }
 
@@ -61,22 +61,25 @@ export class Dispatcher {
     if (work.params) {
       offset = this.params.take(work.params);
       if (offset === null) {
-        // Every slot is in flight: submit what waits, and let the oldest batches complete.
+        // The pending batch holds every slot: submitted, it holds none.
         this.flush();
-        await this.health.wait(this.gpu.queue.onSubmittedWorkDone(), work.source.key);
         offset = this.params.take(work.params);
-        if (offset === null) throw new ParallelError('BACKEND', `${this.name}: kernel parameters overflow`);
+        if (offset === null) {
+          throw new ParallelError(
+            'BACKEND',
+            `${this.name}: kernel parameters of ${work.params.byteLength} bytes do not fit a ${PARAM_SLOT_BYTES}-byte slot`,
+          );
+        }
       }
     }
     const batch = this.openBatch();
-    if (offset !== null) batch.tookParam(offset);
     const writable = this.pipelines.writableBindings(work.source.key);
     const first = work.params ? 1 : 0;
     for (const [i, buffer] of work.buffers.entries()) batch.touch(buffer, writable.has(first + i));
     const bindGroup = this.bindGroups.get(
       work.source.key,
       this.pipelines.bindGroupLayout(work.source.key),
-      work.params ? { buffer: this.params.buffer, offset: 0, size: PARAM_SLOT_BYTES } : null,
+      offset === null ? null : { buffer: this.params.buffer, offset, size: PARAM_SLOT_BYTES },
       work.buffers,
     );
     const pass = batch.encoder.beginComputePass({
@@ -84,8 +87,7 @@ export class Dispatcher {
       ...this.profiling.passTimestamps(work.source.key, batch),
     });
     pass.setPipeline(pipeline);
-    if (offset !== null) pass.setBindGroup(0, bindGroup, [offset]);
-    else pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, bindGroup);
     const [x, y = 1, z = 1] = work.workgroups;
     pass.dispatchWorkgroups(x, y, z);
     pass.end();
@@ -129,9 +131,8 @@ export class Dispatcher {
   }
 
   /**
-   * Submits to the queue, after the pending batch. The write path is told what the submit touched and,
-   * once it has completed, that it has; the batch's parameter slots come back then too. Returns the
-   * submit's serial.
+   * Submits to the queue, after the pending batch and the parameters it is the first to use. The write path
+   * is told what the submit touched and, once it has completed, that it has. Returns the submit's serial.
    */
   submit(commands: GPUCommandBuffer[], uses: readonly BufferUse[] = []): number {
     const batch = this.batch;
@@ -156,7 +157,6 @@ export class Dispatcher {
     const done = () => {
       if (sealed !== null) this.writes.released(sealed);
       this.writes.completedThrough(serial);
-      if (batch) this.params.release(batch.paramSlots);
     };
     this.gpu.queue.onSubmittedWorkDone().then(done, () => {
       if (sealed !== null) this.writes.released(sealed);
@@ -176,15 +176,10 @@ export class Dispatcher {
     return this.batch;
   }
 
-  /** The batch's parameter slots into the ring's buffer (one or two writes: the run may wrap). */
+  /** The parameter slots the batch filled, into the table's buffer ahead of it. */
   private writeParams(batch: CommandBatch, before: GPUCommandBuffer[]): void {
-    if (batch.firstParam === null) return;
-    const data = this.params.data;
-    const bytes = batch.paramSlots * PARAM_SLOT_BYTES;
-    const head = Math.min(bytes, data.length - batch.firstParam);
-    const range = (at: number, n: number) =>
-      this.writes.writeParams(this.params.buffer, at, data.subarray(at, at + n), before, batch.retired);
-    range(batch.firstParam, head);
-    if (head < bytes) range(0, bytes - head);
+    for (const run of this.params.seal()) {
+      this.writes.writeParams(this.params.buffer, run.byteOffset, run.bytes, before, batch.retired);
+    }
   }
 }

@@ -14,9 +14,9 @@ const BINDING =
   /@group\(0\)\s*@binding\((\d+)\)\s*var\s*<\s*(uniform|storage(?:\s*,\s*(read|read_write))?)\s*>/g;
 
 /**
- * The bind group layout a shader declares, with its uniform block (binding 0) at a dynamic offset (see
- * ParamRing). Explicit rather than 'auto', which cannot have dynamic offsets; so a shader declares only
- * the bindings its entry point uses.
+ * The bind group layout a shader declares. Explicit rather than 'auto', so that the entry points of one
+ * file that use a prefix of its bindings share a layout's shape; a shader declares only the bindings its
+ * entry point uses.
  */
 export function declaredBindings(code: string): GPUBindGroupLayoutEntry[] {
   return [...code.matchAll(BINDING)]
@@ -26,7 +26,7 @@ export function declaredBindings(code: string): GPUBindGroupLayoutEntry[] {
       return {
         binding: Number(m[1]),
         visibility: GPUShaderStage.COMPUTE,
-        buffer: { type, hasDynamicOffset: type === 'uniform' },
+        buffer: { type },
       };
     })
     .sort((a, b) => a.binding - b.binding);
