@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 // Runs the CLI in a child process so that Dawn's and the Vulkan loader's messages, which native code
-// writes straight to file descriptor 2, can be filtered out of what the user sees (kept with --verbose).
+// writes straight to file descriptor 2 outside the calls the library quiets, can be filtered out of what
+// the user sees (kept with --verbose).
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 // Dawn logs as `Warning: ...` with an indented source location after it; the loader as `[Loader Message]`.
-import { isNativeNoise } from '../dist/src/cli/native-noise.js';
+import { isNativeNoise } from '../dist/src/runtime/webgpu/native-noise.js';
 
 const main = fileURLToPath(new URL('../dist/src/cli/main.js', import.meta.url));
 const args = process.argv.slice(2);
@@ -28,6 +29,8 @@ child = spawn(process.execPath, [main, ...args], {
   env: {
     ...process.env,
     WEBGPU_PARALLEL_WRAPPER_PID: String(process.pid),
+    // The library keeps Dawn's warnings off fd 2 itself (native-stderr.ts): --verbose asks for them.
+    ...(verbose ? { WEBGPU_PARALLEL_NATIVE_LOG: '1' } : {}),
     ...(process.stderr.isTTY ? { WEBGPU_PARALLEL_STDERR_TTY: String(process.stderr.columns ?? 80) } : {}),
   },
 });

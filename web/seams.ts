@@ -15,6 +15,8 @@ import type * as HostInfoBrowser from '../src/runtime/host-info.browser.js';
 import type * as HostInfo from '../src/runtime/host-info.js';
 import type * as ThreadCpuBrowser from '../src/runtime/thread-cpu.browser.js';
 import type * as ThreadCpu from '../src/runtime/thread-cpu.js';
+import type * as NativeStderrBrowser from '../src/runtime/webgpu/native-stderr.browser.js';
+import type * as NativeStderr from '../src/runtime/webgpu/native-stderr.js';
 import type * as OpenWebGpuBrowser from '../src/runtime/webgpu/open-webgpu.browser.js';
 import type * as OpenWebGpu from '../src/runtime/webgpu/open-webgpu.js';
 import type * as CheckpointSourceBrowser from '../src/strategy/checkpoint-source.browser.js';
@@ -44,6 +46,7 @@ export type BrowserSeams = [
   Twin<typeof OpenGpuJs, typeof OpenGpuJsBrowser>,
   Twin<typeof ThreadCpu, typeof ThreadCpuBrowser>,
   Twin<typeof OpenWebGpu, typeof OpenWebGpuBrowser>,
+  Twin<typeof NativeStderr, typeof NativeStderrBrowser>,
   Twin<typeof ShaderFiles, typeof ShaderFilesBrowser>,
   Twin<typeof CheckpointSource, typeof CheckpointSourceBrowser>,
   Twin<CheckpointApi, CheckpointApiOf<typeof CheckpointNode>>,

@@ -11,8 +11,8 @@ import { isRankProcess, worldFromEnv } from '../distributed/world-options.js';
 import { ParallelError } from '../errors.js';
 import type { BackendChoice } from '../runtime/device-group.js';
 import { DeviceGroup } from '../runtime/device-group.js';
+import { isNativeNoise } from '../runtime/webgpu/native-noise.js';
 import { parseBytes } from './bytes.js';
-import { isNativeNoise } from './native-noise.js';
 import { positiveInt } from './options.js';
 
 interface LaunchFlags {

@@ -1,5 +1,6 @@
 import { ParallelError } from '../../errors.js';
 import { installPollBackoff, pollModeFromEnv } from './dawn-poll.js';
+import { quietNative } from './native-stderr.js';
 
 // Adapter summaries are no Dawn matter (a browser's adapter has the same info); kept importable from here.
 export { REPORTED_LIMITS, summarizeAdapter } from './adapter-summary.js';
@@ -72,7 +73,7 @@ export async function openGpu(options: DawnOptions = {}): Promise<GPU> {
   if (options.backend) flags.push(`backend=${options.backend}`);
   const dawnModule = await loadDawn();
   const key = flags.join('\n');
-  const instance = idleInstances.get(key)?.pop() ?? dawnModule.create(flags);
+  const instance = idleInstances.get(key)?.pop() ?? quietNative(() => dawnModule.create(flags));
   instanceKeys.set(instance, key);
   return instance;
 }
@@ -95,7 +96,7 @@ export interface OpenedAdapter {
 export async function requestAdapter(options: DawnOptions = {}): Promise<OpenedAdapter | null> {
   const instance = await openGpu(options);
   try {
-    const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
+    const adapter = await quietNative(() => instance.requestAdapter({ powerPreference: 'high-performance' }));
     if (!adapter) releaseGpu(instance);
     return adapter ? { instance, adapter } : null;
   } catch (cause) {
@@ -129,7 +130,7 @@ export async function checkAdapterNames(names: readonly string[]): Promise<void>
 export async function listAdapterNames(): Promise<string[]> {
   const gpu = await openGpu({ adapterName: 'webgpu-parallel-no-such-adapter' });
   try {
-    const adapter = await gpu.requestAdapter();
+    const adapter = await quietNative(() => gpu.requestAdapter());
     return adapter ? [adapter.info.device] : [];
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
