@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { checkStrategy } from '../src/strategy/check-strategy.js';
 import { buildCostModel, predictElementMs, predictWallMs } from '../src/strategy/cost-model.js';
 import { hasErrors } from '../src/strategy/findings.js';
-import { probeMicrobatches, proportionalSizes } from '../src/strategy/improve.js';
+import { probeMicrobatches, proportionalSizes, wallNoise } from '../src/strategy/improve.js';
 import { improveStrategy } from '../src/strategy/improve-run.js';
 import type { PipelineMeasurement } from '../src/strategy/measure.js';
 import { estimateModelMemory } from '../src/strategy/model-estimate.js';
@@ -41,6 +41,15 @@ describe('improve: pure parts', () => {
     expect(proportionalSizes(8, [3, 1])).toEqual([6, 2]);
     expect(proportionalSizes(5, [100, 1])).toEqual([4, 1]);
     expect(proportionalSizes(7, [1, 1, 1]).reduce((a, b) => a + b, 0)).toBe(7);
+  });
+
+  it('takes the noise of repeated runs without the one farthest from their median', () => {
+    // One stalled run of three: the spread of the other two.
+    expect(wallNoise([122.3, 125.9, 181.3])).toBeCloseTo((125.9 - 122.3) / 122.3, 9);
+    expect(wallNoise([60, 100, 101])).toBeCloseTo(1 / 100, 9);
+    // Two runs have no run to leave out.
+    expect(wallNoise([100, 150])).toBeCloseTo(0.5, 9);
+    expect(wallNoise([100])).toBe(0);
   });
 
   it('probes from a quarter of the file’s microbatch count (above it from 1)', () => {
