@@ -4,9 +4,9 @@ import { deriveImprovement, type ImproveResult, probeMicrobatches } from './impr
 import { type RunOptions, runStrategy, type StrategyRun } from './run-strategy.js';
 
 /**
- * Runs the strategy; runs it once more, briefly and unchecked, at another microbatch count (the probe:
- * two sizes split every stage's and transfer's time into what each microbatch pays and what each token
- * does); derives an improved strategy from both (see `deriveImprovement`); runs that in the same process
+ * Runs the strategy; runs it again, unchecked, at another microbatch count (the probe: two sizes split
+ * every stage's and transfer's time into what each microbatch pays and what each token does), repeated as
+ * the run is, since one probe run slowed by other work bends the whole fit; derives an improved strategy from both (see `deriveImprovement`); runs that in the same process
  * with the same options; and returns the runs side by side. Both full runs check their outputs as `run` does.
  */
 export async function improveStrategy(file: unknown, options: RunOptions = {}): Promise<ImproveResult> {
@@ -28,5 +28,5 @@ async function probeRun(
   if (m === null) return null;
   const probeFile = { ...(file as object), batch: { ...batch, microbatches: m } };
   if (hasErrors(checkStrategy(probeFile, { baseDir: options.baseDir }).findings)) return null;
-  return runStrategy(probeFile, { ...options, repeats: 1, sequentialBaseline: false, checkOutputs: false });
+  return runStrategy(probeFile, { ...options, sequentialBaseline: false, checkOutputs: false });
 }
