@@ -43,7 +43,8 @@ let libc: Libc | null | undefined;
  */
 export function quietNative<T>(call: () => T, env: NodeJS.ProcessEnv = process.env): T {
   if (env.WEBGPU_PARALLEL_NATIVE_LOG === '1') return call();
-  libc ??= loadLibc();
+  // Null (no koffi or libc here) is an answer too: loaded once either way.
+  if (libc === undefined) libc = loadLibc();
   const scratch = libc ? openScratch() : null;
   if (!libc || scratch === null) return call();
   const saved = libc.dup(2);
