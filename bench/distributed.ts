@@ -24,7 +24,8 @@ interface Raw {
   wrong: number;
 }
 
-function collect(child: ChildProcess): Promise<{ records: Raw[]; code: number | null; stderr: string }> {
+/** A child's whole stdout and stderr, and its exit code, once it exits. */
+function drain(child: ChildProcess): Promise<{ out: string; err: string; code: number | null }> {
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => {
@@ -33,18 +34,21 @@ function collect(child: ChildProcess): Promise<{ records: Raw[]; code: number | 
   child.stderr!.on('data', (d: Buffer) => {
     err += d;
   });
-  return new Promise((resolve) =>
-    child.once('exit', (code) =>
-      resolve({
-        code,
-        stderr: err,
-        records: out
-          .split('\n')
-          .filter((l) => l.startsWith('[rank 0] {'))
-          .map((l) => JSON.parse(l.slice(9)) as Raw),
-      }),
-    ),
-  );
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ out, err, code })));
+}
+
+async function collect(
+  child: ChildProcess,
+): Promise<{ records: Raw[]; code: number | null; stderr: string }> {
+  const { out, err, code } = await drain(child);
+  return {
+    code,
+    stderr: err,
+    records: out
+      .split('\n')
+      .filter((l) => l.startsWith('[rank 0] {'))
+      .map((l) => JSON.parse(l.slice(9)) as Raw),
+  };
 }
 
 function commArgs(ops: string, sizes: readonly number[], iters: number): string[] {
@@ -93,15 +97,7 @@ async function runReport(file: string, nprocs: number, env: NodeJS.ProcessEnv): 
   const args = ['run', file, '--json', '--no-baseline', '--no-progress'];
   const argv = nprocs === 1 ? args : ['launch', '--nprocs', String(nprocs), '--no-prefix', '--', ...args];
   const child = spawn(process.execPath, [MAIN, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d;
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const { out, err, code } = await drain(child);
   if (code !== 0) throw new Error(`run ${file} over ${nprocs} process(es) failed:\n${err}`);
   return JSON.parse(out) as RunReport;
 }

@@ -12,19 +12,7 @@ import { makeRandom } from '../src/random.js';
 import { TEST_BACKEND, webGpuAvailable } from './support/devices.js';
 import { llamaReferenceGreedy, llamaReferenceLogits } from './support/llama-reference.js';
 
-const config: TfjsLlamaConfig = {
-  vocabSize: 96,
-  hiddenSize: 48,
-  intermediateSize: 80,
-  numLayers: 2,
-  numHeads: 6,
-  numKvHeads: 2,
-  headDim: 8,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  maxPositions: 128,
-  tieWordEmbeddings: false,
-};
+const config: TfjsLlamaConfig = preset('llama-tiny');
 
 function makeWeights(c: TfjsLlamaConfig, seed: number): Record<string, Float32Array> {
   const random = makeRandom(seed);
